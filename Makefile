@@ -1,0 +1,38 @@
+# Two commands: `make demo` (set-up + whole pipeline on the embedded corpus) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# torch first from its exact pin (CPU wheel), then everything else constrained to it, then the package itself.
+$(STAMP): envs/torch.txt envs/requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r envs/torch.txt
+	$(PY) -m pip install -q -r envs/requirements.lock -c envs/torch.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/omniges demo --jobs $(JOBS)
+
+test: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check omniges stages tests benchmarks
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf data results mlflow.db mlruns .snakemake

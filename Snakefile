@@ -1,0 +1,12 @@
+# Omniges pipeline. Same DAG as dvc.yaml (tests/test_dag.py fails when they drift).
+#   snakemake -j2 all            # whole pipeline on the embedded corpus
+#   snakemake --profile workflow/profiles/slurm train_a2g
+configfile: "params.yaml"
+
+
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        rules.preprocess.output,

@@ -1,0 +1,139 @@
+"""params.yaml loading and validation: one typed object, errors that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """A params.yaml that cannot be used; the message names the key and the problem."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticParams(Strict):
+    speakers: int = Field(4, ge=1, le=30)
+    clips_per_speaker: int = Field(6, ge=4)
+    clip_seconds: float = Field(20.0, ge=4.0, le=600.0)
+    seed: int = 0
+
+
+class DataParams(Strict):
+    source: Literal["synthetic", "beat2"] = "synthetic"
+    beat2_root: str = ""
+    synthetic_root: str = "data/synthetic"
+    synthetic: SyntheticParams = SyntheticParams()
+    speakers: list[int] = []
+    splits: list[Literal["train", "val", "test", "additional"]] = ["train", "val", "test"]
+    fps: Literal[30] = 30
+    audio_sr: Literal[16000] = 16000
+    length_tolerance_s: float = Field(1.0, ge=0.0)
+    workers: int = Field(2, ge=1)
+    face_jaw: bool = True
+
+    @field_validator("splits")
+    @classmethod
+    def _needs_train(cls, splits: list[str]) -> list[str]:
+        if "train" not in splits:
+            raise ValueError("must include 'train'")
+        return splits
+
+    @property
+    def root(self) -> Path:
+        """The BEAT2-layout corpus that `preprocess` reads."""
+        if self.source == "beat2":
+            if not self.beat2_root:
+                raise ParamsError("data.beat2_root: must name the beat_english_v2.0.0 directory when source=beat2")
+            return Path(self.beat2_root)
+        return Path(self.synthetic_root)
+
+
+class TrackingParams(Strict):
+    experiment: str = "omniges"
+    uri: str = ""
+
+
+class Params(BaseModel):
+    """Every parameter of the project. Sections not modelled yet stay as plain dicts (`extra`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    seed: int = 0
+    data: DataParams = DataParams()
+    tracking: TrackingParams = TrackingParams()
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section as a plain dict (for logging and for sections without a model)."""
+        value = getattr(self, name)
+        return value.model_dump() if isinstance(value, BaseModel) else dict(value)
+
+
+def _format_error(error: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid parameters"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
+    """Read and validate params.yaml (plus dotted-key overrides)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: parameter file not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: top level must be a mapping")
+    for key, value in (overrides or {}).items():
+        set_dotted(raw, key, value)
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(_format_error(error, path)) from None
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """tree['a']['b'] = value for key 'a.b'; intermediate mappings must exist."""
+    *parents, leaf = key.split(".")
+    node = tree
+    for i, part in enumerate(parents):
+        if not isinstance(node.get(part), dict):
+            raise ParamsError(f"{'.'.join(parents[: i + 1])}: no such section")
+        node = node[part]
+    node[leaf] = value
+
+
+def update_params_file(path: str | Path, assignments: dict[str, str]) -> Params:
+    """Set dotted keys in params.yaml (values parsed as YAML), validate, then write; comments are kept."""
+    path = Path(path)
+    params = load_params(path, {k: yaml.safe_load(v) if v != "" else "" for k, v in assignments.items()})
+    text = path.read_text().splitlines()
+    for key, value in assignments.items():
+        text = _replace_line(text, key, value)
+    path.write_text("\n".join(text) + "\n")
+    return params
+
+
+def _replace_line(lines: list[str], key: str, value: str) -> list[str]:
+    """Rewrite the line of a dotted key in a block-style YAML file, keeping its trailing comment."""
+    parts = key.split(".")
+    depth, start = 0, 0
+    for i in range(start, len(lines)):
+        line = lines[i]
+        indent = len(line) - len(line.lstrip())
+        if line.lstrip().startswith(f"{parts[depth]}:") and indent == 2 * depth:
+            if depth == len(parts) - 1:
+                head, _, rest = line.partition(":")
+                comment = rest[rest.index("#") :] if "#" in rest else ""
+                shown = value if value != "" else '""'
+                lines[i] = f"{head}: {shown}" + (f"  {comment}" if comment else "")
+                return lines
+            depth += 1
+    raise ParamsError(f"{key}: not found in params file")

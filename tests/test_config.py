@@ -1,0 +1,38 @@
+"""params.yaml validation and the one-command switch to real BEAT2."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from omniges.config import ParamsError, load_params, update_params_file
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_repo_params_validate():
+    params = load_params(ROOT / "params.yaml")
+    assert params.data.source == "synthetic" and params.data.fps == 30
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [({"data.source": "kinect"}, "data.source"), ({"data.fps": 25}, "data.fps"),
+     ({"data.synthetic.speakers": 0}, "data.synthetic.speakers"), ({"data.splits": ["val"]}, "data.splits"),
+     ({"data.typo_key": 1}, "data.typo_key")],
+)
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+        load_params(ROOT / "params.yaml", override)
+
+
+def test_switch_to_beat2_edits_file_and_validates(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    params = update_params_file(path, {"data.source": "beat2", "data.beat2_root": "/data/beat_english_v2.0.0"})
+    assert params.data.root == Path("/data/beat_english_v2.0.0")
+    reread = load_params(path)
+    assert reread.data.source == "beat2" and "# synthetic (embedded" in path.read_text()
+    with pytest.raises(ParamsError, match="data.source"):
+        update_params_file(path, {"data.source": "nope"})
+    assert load_params(path).data.source == "beat2"  # a rejected change leaves the file as it was

@@ -69,7 +69,7 @@ def preprocess_corpus(
     jobs = [(str(root), entry, options) for entry in entries]
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = LmdbWriter(out_dir / "clips.lmdb", resume=False)
-    stats, skipped, split_counts = PartStats(), [], Counter()
+    stats, skipped, split_counts, index = PartStats(), [], Counter(), {}
     seconds = 0.0
     try:
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -80,6 +80,7 @@ def preprocess_corpus(
                     skipped.append({"id": entry.clip_id, "reason": problem})
                     continue
                 writer.put(entry.clip_id, record)
+                index[entry.clip_id] = {k: record[k] for k in ("split", "speaker", "n_frames")}
                 split_counts[record["split"]] += 1
                 seconds += record["n_frames"] / fps
                 if record["split"] in ("train", "additional"):
@@ -103,7 +104,7 @@ def preprocess_corpus(
     tmp = out_dir / "stats.tmp.npz"
     np.savez(tmp, **part_stats)
     tmp.replace(stats_path)
-    writer.seal({"stage": "preprocess", "fps": fps, "sr": sr, "face_jaw": face_jaw, "root": str(root)})
+    writer.seal({"index": index, "stage": "preprocess", "fps": fps, "sr": sr, "face_jaw": face_jaw, "root": str(root)})
     write_json_atomic(out_dir / "preprocess_report.json", report)
     log.info("preprocess: %d clips written, %d skipped", report["clips_written"], report["clips_skipped"])
     return report

@@ -81,12 +81,13 @@ class LmdbReader:
             raise CacheError(f"{self.path}: incomplete cache (no {META_KEY.decode()} record); rebuild it")
         self.meta: dict[str, Any] = pickle.loads(raw)
         self.keys: list[str] = list(self.meta["keys"])
+        self._key_set = set(self.keys)
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __contains__(self, key: str) -> bool:
-        return key in set(self.keys)
+        return key in self._key_set
 
     def __getitem__(self, key: str) -> dict[str, Any]:
         with self.env.begin() as txn:

@@ -1,0 +1,134 @@
+"""OmnigesDataset: fixed-length windows over the clip, feature and latent caches, with a padding collate.
+
+A window of `length` motion frames (30 fps) gives `length / 4` gesture/text tokens (7.5 per second),
+so every stream of one item covers the same seconds. Clips shorter than a window give one padded item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from omniges.data.body import PART_NAMES
+from omniges.data.store import LmdbReader
+
+FRAMES_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class Window:
+    clip_id: str
+    start: int
+    frames: int  # valid frames (< length only for a clip shorter than one window)
+
+
+def plan_windows(lengths: dict[str, int], *, length: int, stride: int) -> list[Window]:
+    """Start frames of every window; the last window of a clip is aligned to its end so no frame is lost."""
+    if length % FRAMES_PER_TOKEN:
+        raise ValueError(f"window length {length} must be a multiple of {FRAMES_PER_TOKEN}")
+    windows = []
+    for clip_id, total in sorted(lengths.items()):
+        usable = total - total % FRAMES_PER_TOKEN
+        if usable < FRAMES_PER_TOKEN:
+            continue
+        if usable <= length:
+            windows.append(Window(clip_id, 0, usable))
+            continue
+        starts = list(range(0, usable - length + 1, stride))
+        last = (usable - length) // FRAMES_PER_TOKEN * FRAMES_PER_TOKEN
+        if starts[-1] != last:
+            starts.append(last)
+        windows += [Window(clip_id, s, length) for s in starts]
+    return windows
+
+
+def pool_tokens(frames: np.ndarray) -> np.ndarray:
+    """(T, D) per-frame values -> (T/4, D) means over each 4-frame group."""
+    return frames.reshape(-1, FRAMES_PER_TOKEN, frames.shape[-1]).mean(1)
+
+
+def token_words(word_ids: np.ndarray) -> np.ndarray:
+    """(T,) per-frame vocabulary ids -> (T/4,) the id at each group's second frame (its centre, rounded down)."""
+    return word_ids.reshape(-1, FRAMES_PER_TOKEN)[:, FRAMES_PER_TOKEN // 2 - 1]
+
+
+class OmnigesDataset(Dataset):
+    """Windows of one split: audio features, text features and word ids, gesture latents, codes and parts."""
+
+    def __init__(
+        self, cache_dir: str | Path, *, split: str | list[str], length: int, stride: int, stats_path: str | Path | None
+        = None, with_parts: bool = True,
+    ):
+        cache_dir = Path(cache_dir)
+        splits = [split] if isinstance(split, str) else list(split)
+        self.clips = LmdbReader(cache_dir / "clips.lmdb")
+        self.features = LmdbReader(cache_dir / "features.lmdb")
+        self.latents = LmdbReader(cache_dir / "latents.lmdb")
+        self.with_parts = with_parts
+        stats = np.load(stats_path or cache_dir / "stats.npz")
+        self.stats = {name: (stats[f"{name}_mean"], stats[f"{name}_std"]) for name in PART_NAMES}
+        index = self.clips.meta["index"]
+        lengths = {
+            key: info["n_frames"] for key, info in index.items()
+            if info["split"] in splits and key in self.features and key in self.latents
+        }
+        self.length = length
+        self.windows = plan_windows(lengths, length=length, stride=stride)
+        if not self.windows:
+            raise ValueError(f"{cache_dir}: no windows for split {splits}")
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray | str | int]:
+        window = self.windows[index]
+        a, b = window.start, window.start + window.frames
+        ta, tb = a // FRAMES_PER_TOKEN, b // FRAMES_PER_TOKEN
+        feats, lat = self.features[window.clip_id], self.latents[window.clip_id]
+        item: dict[str, np.ndarray | str | int] = {
+            "clip_id": window.clip_id,
+            "start": window.start,
+            "wavlm": feats["wavlm"][a:b].astype(np.float32),
+            "mfcc": feats["mfcc"][a:b].astype(np.float32),
+            "text": pool_tokens(feats["text"][a:b].astype(np.float32)),
+            "word_ids": token_words(feats["word_ids"][a:b]).astype(np.int64),
+            "has_text": np.bool_(feats["has_text"]),
+            "gesture": np.concatenate([lat["latents"][p][ta:tb] for p in PART_NAMES], -1).astype(np.float32),
+            "codes": np.stack([lat["codes"][p][ta:tb] for p in PART_NAMES], 1).astype(np.int64),
+        }
+        if self.with_parts:
+            record = self.clips[window.clip_id]
+            for part in PART_NAMES:
+                mean, std = self.stats[part]
+                item[f"part_{part}"] = ((record["parts"][part][a:b] - mean) / std).astype(np.float32)
+        return item
+
+
+def collate(items: list[dict]) -> dict[str, torch.Tensor | list]:
+    """Pad every time axis to the longest item; `frame_mask` (30 fps) and `token_mask` (7.5 fps) mark valid steps."""
+    frames = max(len(item["mfcc"]) for item in items)
+    tokens = frames // FRAMES_PER_TOKEN
+    batch: dict[str, torch.Tensor | list] = {
+        "clip_id": [item["clip_id"] for item in items],
+        "start": torch.tensor([item["start"] for item in items]),
+    }
+    for key in items[0]:
+        if key in ("clip_id", "start"):
+            continue
+        values = [np.asarray(item[key]) for item in items]
+        if values[0].ndim == 0:
+            batch[key] = torch.from_numpy(np.stack(values))
+            continue
+        target = tokens if key in ("text", "word_ids", "gesture", "codes") else frames
+        padded = np.zeros((len(values), target, *values[0].shape[1:]), dtype=values[0].dtype)
+        for i, value in enumerate(values):
+            padded[i, : len(value)] = value
+        batch[key] = torch.from_numpy(padded)
+    lengths = torch.tensor([len(item["mfcc"]) for item in items])
+    batch["frame_mask"] = torch.arange(frames)[None] < lengths[:, None]
+    batch["token_mask"] = torch.arange(tokens)[None] < (lengths // FRAMES_PER_TOKEN)[:, None]
+    return batch

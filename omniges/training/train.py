@@ -1,0 +1,243 @@
+"""The accelerate training loop: warm-up + cosine, clipping, EMA, mixed precision, exact resume.
+
+Every source of randomness is a function of (seed, step, process): the task (MultiTaskSampler), the
+batch (a per-epoch permutation) and the noise/dropout (torch seeded per step). A run killed after a
+checkpoint and resumed therefore takes exactly the steps the uninterrupted run takes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm import tqdm
+
+from omniges.data.sampler import MultiTaskSampler
+
+log = logging.getLogger("omniges.train")
+LossFn = Callable[[torch.nn.Module, dict[str, Any], str, torch.Generator], dict[str, torch.Tensor]]
+
+
+@dataclass
+class TrainConfig:
+    """Plain data: the `training` section of params.yaml for one experiment."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500
+    val_every: int = 250
+    log_every: int = 25
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    seed: int = 0
+    num_workers: int = 0
+    tasks: dict[str, float] = field(default_factory=lambda: {"a2g": 1.0})
+    task_mode: str = "probability"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"training: unknown keys {sorted(unknown)}")
+        return cls(**values)
+
+
+def lr_lambda(step: int, *, warmup: int, total: int) -> float:
+    """Linear warm-up then cosine decay to 10 % of the peak."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def batch_indices(step: int, *, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> list[int]:
+    """This process's slice of the global batch at `step` (a fresh permutation each epoch)."""
+    global_batch = batch_size * world
+    per_epoch = max(1, size // global_batch)
+    epoch, offset = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(size)
+    if size < global_batch:
+        order = np.resize(order, global_batch)
+    start = offset * global_batch + rank * batch_size
+    return order[start : start + batch_size].tolist()
+
+
+class EMA:
+    """EMA of the weights used for evaluation; decay warms up as min(decay, (1+n)/(10+n)) for short runs."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for key, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                self.shadow[key].lerp_(value.detach(), 1.0 - decay)
+            else:
+                self.shadow[key].copy_(value)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomic torch.save."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+class Trainer:
+    """Trains `model` with `loss_fn(model, batch, task, generator) -> {name: loss, 'loss': total}`."""
+
+    def __init__(
+        self, model: torch.nn.Module, *, train_set, val_set, collate: Callable, loss_fn: LossFn, config: TrainConfig,
+        out_dir: str | Path, log_metrics: Callable[[dict[str, float], int], None] | None = None,
+        accelerator: Accelerator | None = None,
+    ):
+        self.config, self.out_dir = config, Path(out_dir)
+        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
+        self.train_set, self.val_set, self.collate, self.loss_fn = train_set, val_set, collate, loss_fn
+        self.log_metrics = log_metrics or (lambda metrics, step: None)
+        self.sampler = MultiTaskSampler(config.tasks, mode=config.task_mode, seed=config.seed)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_lambda(s, warmup=config.warmup_steps, total=config.steps)
+        )
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.ema = EMA(self.accelerator.unwrap_model(self.model), config.ema_decay)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "last.pt"
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.accelerator.unwrap_model(self.model).state_dict(),
+            "ema": self.ema.shadow,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "config": asdict(self.config),
+            "history": self.history,
+        }
+
+    def resume(self) -> bool:
+        """Continue from `checkpoints/last.pt` when it exists."""
+        if not self.checkpoint_path.exists():
+            return False
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        self.ema.shadow = state["ema"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.history = state["step"], state["history"]
+        log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
+        return True
+
+    def _batch(self, dataset, indices: list[int]) -> dict[str, Any]:
+        batch = self.collate([dataset[i] for i in indices])
+        device = self.accelerator.device
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def _generator(self, step: int) -> torch.Generator:
+        seed = self.config.seed * 1_000_003 + step * 101 + self.accelerator.process_index
+        torch.manual_seed(seed)
+        return torch.Generator(device=self.accelerator.device).manual_seed(seed)
+
+    def train_step(self) -> dict[str, float]:
+        cfg, acc = self.config, self.accelerator
+        task = self.sampler.task_at(self.step)
+        indices = batch_indices(self.step, size=len(self.train_set), batch_size=cfg.batch_size, seed=cfg.seed,
+                                rank=acc.process_index, world=acc.num_processes)
+        batch = self._batch(self.train_set, indices)
+        generator = self._generator(self.step)
+        self.model.train()
+        with acc.autocast():
+            losses = self.loss_fn(self.model, batch, task, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        acc.backward(losses["loss"])
+        if cfg.grad_clip > 0:
+            acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update(acc.unwrap_model(self.model), self.step)
+        self.step += 1
+        return {f"train/{task}/{k}": float(v.detach()) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def validate(self, max_batches: int = 8) -> dict[str, float]:
+        """Mean loss per task on the validation windows, with EMA weights and fixed noise."""
+        model = self.accelerator.unwrap_model(self.model)
+        backup = copy.deepcopy(model.state_dict())
+        model.load_state_dict(self.ema.shadow)
+        model.eval()
+        out: dict[str, float] = {}
+        size = len(self.val_set)
+        for task in self.sampler.tasks:
+            totals = []
+            for b in range(min(max_batches, math.ceil(size / self.config.batch_size))):
+                indices = list(range(b * self.config.batch_size, min(size, (b + 1) * self.config.batch_size)))
+                generator = torch.Generator(device=self.accelerator.device).manual_seed(1000 + b)
+                losses = self.loss_fn(model, self._batch(self.val_set, indices), task, generator)
+                totals.append(float(losses["loss"]))
+            out[f"val/{task}/loss"] = float(np.mean(totals))
+        model.load_state_dict(backup)
+        return out
+
+    def fit(self, *, stop_after: int | None = None, progress: bool = True) -> dict[str, float]:
+        """Train to `config.steps` (or stop after `stop_after` more steps, as a kill would); returns last metrics."""
+        cfg = self.config
+        target = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
+        quiet = not progress or not self.accelerator.is_main_process
+        bar = tqdm(total=target, initial=self.step, desc="train", disable=quiet)
+        window_start, window_samples, metrics = time.perf_counter(), 0, {}
+        while self.step < target:
+            metrics = self.train_step()
+            window_samples += cfg.batch_size * self.accelerator.num_processes
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == target:
+                elapsed = time.perf_counter() - window_start
+                metrics.update({
+                    "lr": self.scheduler.get_last_lr()[0],
+                    "samples_per_second": window_samples / max(elapsed, 1e-9),
+                    "peak_memory_mb": peak_memory_mb(self.accelerator.device),
+                })
+                self.log_metrics(metrics, self.step)
+                bar.set_postfix(loss=f"{next(v for k, v in metrics.items() if k.endswith('/loss')):.4f}")
+                window_start, window_samples = time.perf_counter(), 0
+            if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                val = self.validate()
+                self.history.append({"step": self.step, **val})
+                self.log_metrics(val, self.step)
+                metrics.update(val)
+            if self.accelerator.is_main_process and (self.step % cfg.checkpoint_every == 0 or self.step == target):
+                save_checkpoint(self.checkpoint_path, self.state())
+        bar.close()
+        return metrics
+
+    def ema_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.ema.shadow.items()}

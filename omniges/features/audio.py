@@ -1,0 +1,336 @@
+"""Audio features aligned to motion frames: loading, log-mel / MFCC (invertible), WavLM hidden states.
+
+Time convention everywhere: feature frame t describes the instant t / fps, the same instant as motion
+frame t, so a clip of n_frames motion frames gets exactly n_frames feature rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import scipy.fft
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import WavLMConfig, WavLMModel
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+WAVLM_HOP = 320  # samples between WavLM frames at 16 kHz (50 Hz)
+WAVLM_WINDOW = 400  # receptive field of WavLM's convolutional front end, in samples
+WAVLM_DIM = 768
+RANDOM_INIT_MESSAGE = (
+    "WavLM: RANDOM INIT (no pretrained weights) — set features.wavlm.path to a local "
+    "microsoft/wavlm-base-plus directory for real features"
+)
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used: missing, unreadable, empty, too short, non-finite or silent."""
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    """Read any audio file as (samples, channels) float32; soundfile first, librosa/audioread for the rest."""
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return data, int(sr)
+    except Exception as sf_error:  # fall back to librosa/audioread (m4a, ...)
+        import warnings
+
+        import librosa
+
+        try:
+            with warnings.catch_warnings():  # librosa warns that it fell back to audioread: we know
+                warnings.simplefilter("ignore")
+                data, sr = librosa.load(str(path), sr=None, mono=False)
+        except Exception as lr_error:
+            raise AudioError(f"{path}: unreadable audio ({sf_error}; {lr_error})") from lr_error
+        data = np.atleast_2d(np.asarray(data, dtype=np.float32))  # librosa: (channels, samples)
+        return data.T, int(sr)
+
+
+def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling (soxr HQ via librosa); a no-op when the rates match."""
+    if orig_sr == target_sr:
+        return np.asarray(wave, dtype=np.float32)
+    import librosa
+
+    return librosa.resample(np.asarray(wave, dtype=np.float32), orig_sr=orig_sr, target_sr=target_sr,
+                            res_type="soxr_hq").astype(np.float32)
+
+
+def check_wave(wave: np.ndarray, sr: int, *, name: str = "audio", min_duration_s: float = 0.1,
+               require_nonsilent: bool = True, silence_threshold: float = 1e-4) -> None:
+    """Raise AudioError (naming `name`) for empty, too short, non-finite or (optionally) silent audio."""
+    if wave.size == 0:
+        raise AudioError(f"{name}: empty audio (0 samples)")
+    if not np.all(np.isfinite(wave)):
+        raise AudioError(f"{name}: audio contains NaN or inf samples")
+    duration = wave.shape[-1] / sr
+    if duration < min_duration_s:
+        raise AudioError(f"{name}: audio too short ({duration:.3f} s < {min_duration_s} s)")
+    if require_nonsilent and float(np.max(np.abs(wave))) < silence_threshold:
+        raise AudioError(f"{name}: audio is silent (peak |x| < {silence_threshold})")
+
+
+def load_audio(path: str | Path, target_sr: int = SAMPLE_RATE, *, min_duration_s: float = 0.1,
+               require_nonsilent: bool = True, silence_threshold: float = 1e-4) -> np.ndarray:
+    """Load any audio file as mono float32 at target_sr: (n_samples,); AudioError names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty audio file (0 bytes)")
+    data, sr = _read(path)
+    wave = data.mean(axis=1) if data.ndim == 2 else data
+    check_wave(wave, sr, name=str(path), min_duration_s=min_duration_s, require_nonsilent=False)
+    wave = resample(wave, sr, target_sr)
+    check_wave(wave, target_sr, name=str(path), min_duration_s=min_duration_s,
+               require_nonsilent=require_nonsilent, silence_threshold=silence_threshold)
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def align_audio_to_motion(wave: np.ndarray, sr: int, n_frames: int, fps: float, *, tolerance_s: float = 1.0,
+                          name: str = "audio") -> np.ndarray:
+    """Crop or zero-pad audio to exactly n_frames / fps seconds; AudioError if it is short by > tolerance_s."""
+    target = int(round(n_frames * sr / fps))
+    if wave.shape[-1] >= target:
+        return wave[..., :target]
+    missing_s = (target - wave.shape[-1]) / sr
+    if missing_s > tolerance_s:
+        raise AudioError(
+            f"{name}: audio ({wave.shape[-1] / sr:.3f} s) is {missing_s:.3f} s shorter than the motion "
+            f"({n_frames} frames at {fps} fps = {n_frames / fps:.3f} s); tolerance is {tolerance_s} s"
+        )
+    pad = [(0, 0)] * (wave.ndim - 1) + [(0, target - wave.shape[-1])]
+    return np.pad(wave, pad)
+
+
+# ---------------------------------------------------------------------------------------- log-mel / MFCC
+
+
+def n_motion_frames(n_samples: int, sr: int = SAMPLE_RATE, fps: float = 30) -> int:
+    """Frames at fps whose instants t / fps fall inside n_samples of audio (audio of T / fps s -> T frames)."""
+    return max(0, int(math.ceil((n_samples - 0.5) * fps / sr - 1e-9)))
+
+
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """Slaney mel filterbank (n_mels, n_fft // 2 + 1), the one librosa's inverse uses too."""
+    import librosa
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+
+
+def logmel(wave: np.ndarray, sr: int = SAMPLE_RATE, *, fps: float = 30, n_frames: int | None = None,
+           n_mels: int = 128, n_fft: int = 1024, fmin: float = 0.0, fmax: float | None = None,
+           eps: float = 1e-5, block: int = 2048) -> np.ndarray:
+    """Log mel magnitude spectrogram (n_frames, n_mels); frame t is a Hann window centred on t / fps."""
+    wave = np.asarray(wave, dtype=np.float32)
+    n_frames = n_motion_frames(wave.shape[-1], sr, fps) if n_frames is None else n_frames
+    centres = np.round(np.arange(n_frames) * (sr / fps)).astype(np.int64)
+    half = n_fft // 2
+    needed = (int(centres[-1]) if n_frames else 0) + n_fft
+    padded = np.zeros(max(needed, wave.shape[-1] + 2 * half), dtype=np.float32)
+    padded[half:half + wave.shape[-1]] = wave
+    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa's stft
+    basis = _mel_basis(sr, n_fft, n_mels, fmin, fmax)
+    out = np.empty((n_frames, n_mels), dtype=np.float32)
+    offsets = np.arange(n_fft)
+    for start in range(0, n_frames, block):
+        frames = padded[centres[start:start + block, None] + offsets] * window
+        magnitude = np.abs(scipy.fft.rfft(frames, axis=-1))
+        out[start:start + block] = np.log(np.maximum(magnitude @ basis.T, eps))
+    return out
+
+
+def logmel_to_mfcc(logmel_frames: np.ndarray, n_mfcc: int | None = None) -> np.ndarray:
+    """Orthonormal DCT-II over mel bins: (..., n_mels) -> (..., n_mfcc); invertible when n_mfcc = n_mels."""
+    coeffs = scipy.fft.dct(np.asarray(logmel_frames, dtype=np.float64), type=2, norm="ortho", axis=-1)
+    return coeffs[..., :n_mfcc].astype(np.float32)
+
+
+def mfcc_to_logmel(mfcc_frames: np.ndarray, n_mels: int | None = None) -> np.ndarray:
+    """Inverse of logmel_to_mfcc: (..., n_mfcc) -> (..., n_mels); exact when n_mfcc = n_mels, else smoothed."""
+    n_mels = mfcc_frames.shape[-1] if n_mels is None else n_mels
+    return scipy.fft.idct(np.asarray(mfcc_frames, dtype=np.float64), type=2, norm="ortho", n=n_mels,
+                          axis=-1).astype(np.float32)
+
+
+def mfcc(wave: np.ndarray, sr: int = SAMPLE_RATE, *, fps: float = 30, n_frames: int | None = None,
+         n_mfcc: int = 128, n_mels: int = 128, n_fft: int = 1024, fmin: float = 0.0, fmax: float | None = None,
+         eps: float = 1e-5) -> np.ndarray:
+    """MFCC (n_frames, n_mfcc) at the motion rate: DCT-ortho of `logmel`, so n_mfcc = n_mels inverts exactly."""
+    if n_mfcc > n_mels:
+        raise ValueError(f"n_mfcc ({n_mfcc}) must be <= n_mels ({n_mels})")
+    frames = logmel(wave, sr, fps=fps, n_frames=n_frames, n_mels=n_mels, n_fft=n_fft, fmin=fmin, fmax=fmax,
+                    eps=eps)
+    return logmel_to_mfcc(frames, n_mfcc)
+
+
+def logmel_to_wave(logmel_frames: np.ndarray, sr: int = SAMPLE_RATE, *, fps: float = 30, n_fft: int = 1024,
+                   fmin: float = 0.0, fmax: float | None = None, hop_length: int = 160, n_iter: int = 32,
+                   seed: int = 0) -> np.ndarray:
+    """Griffin-Lim waveform (round(T * sr / fps),) from a `logmel` (T, n_mels), resampled to an integer hop."""
+    import librosa
+
+    logmel_frames = np.asarray(logmel_frames, dtype=np.float64)
+    n_frames = logmel_frames.shape[0]
+    length = int(round(n_frames * sr / fps))
+    n_out = 1 + length // hop_length
+    position = np.clip(np.arange(n_out) * hop_length / sr * fps, 0, max(n_frames - 1, 0))
+    lo = np.floor(position).astype(np.int64)
+    hi = np.minimum(lo + 1, n_frames - 1)
+    w = (position - lo)[:, None]
+    fine = (1 - w) * logmel_frames[lo] + w * logmel_frames[hi]  # (n_out, n_mels), interpolated in log domain
+    stft_mag = librosa.feature.inverse.mel_to_stft(np.exp(fine).T, sr=sr, n_fft=n_fft, power=1.0, fmin=fmin,
+                                                   fmax=fmax)
+    wave = librosa.griffinlim(stft_mag, n_iter=n_iter, hop_length=hop_length, win_length=n_fft, n_fft=n_fft,
+                              length=length, random_state=seed)
+    return wave.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ WavLM
+
+
+def n_wavlm_frames(n_samples: int) -> int:
+    """WavLM output frames for n_samples at 16 kHz: floor((N - 400) / 320) + 1 (at least 1, input padded)."""
+    return max(n_samples - WAVLM_WINDOW, 0) // WAVLM_HOP + 1
+
+
+def wavlm_to_motion_rate(states: np.ndarray, n_frames: int, fps: float = 30,
+                         sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Linear interpolation of 50 Hz states (F, D) onto motion instants t / fps: (n_frames, D)."""
+    n_states = states.shape[0]
+    centre_s = (np.arange(n_frames) / fps * sr - WAVLM_WINDOW / 2) / WAVLM_HOP  # WavLM frame i centres at 320i+200
+    position = np.clip(centre_s, 0, n_states - 1)
+    lo = np.floor(position).astype(np.int64)
+    hi = np.minimum(lo + 1, n_states - 1)
+    w = (position - lo)[:, None].astype(np.float32)
+    return ((1 - w) * states[lo] + w * states[hi]).astype(np.float32)
+
+
+WavLMSize = Literal["base", "tiny"]
+
+
+def wavlm_config(size: WavLMSize = "base") -> WavLMConfig:
+    """WavLM configuration: 'base' = microsoft/wavlm-base-plus shape; 'tiny' = same hop and 768-d output, 2 layers."""
+    from transformers import WavLMConfig
+
+    common = dict(apply_spec_augment=False, mask_time_prob=0.0, layerdrop=0.0)
+    if size == "base":
+        return WavLMConfig(**common)
+    if size == "tiny":
+        return WavLMConfig(conv_dim=(32,) * 7, hidden_size=WAVLM_DIM, num_hidden_layers=2, num_attention_heads=12,
+                           intermediate_size=512, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=16,
+                           **common)
+    raise ValueError(f"unknown WavLM size {size!r}; expected 'base' or 'tiny'")
+
+
+class WavLMFeatures:
+    """WavLM hidden states (one layer, or the mean of all layers) resampled to the motion frame rate."""
+
+    def __init__(self, model: WavLMModel, *, layer: int | Literal["mean"] = "mean", normalize: bool = False,
+                 source: str = "", random_init: bool = False, chunk_s: float = 30.0, overlap_s: float = 1.0,
+                 device: str | torch.device = "cpu"):
+        n_layers = model.config.num_hidden_layers
+        if layer != "mean" and not (isinstance(layer, int) and -(n_layers + 1) <= layer <= n_layers):
+            raise ValueError(f"layer must be 'mean' or an int in [-{n_layers + 1}, {n_layers}], got {layer!r}")
+        if chunk_s <= 0 or overlap_s < 0:
+            raise ValueError(f"chunk_s must be > 0 and overlap_s >= 0, got {chunk_s}, {overlap_s}")
+        self.model = model.to(device).eval()
+        self.layer = layer
+        self.normalize = normalize
+        self.source = source
+        self.random_init = random_init
+        self.device = device
+        self.chunk_frames = max(1, round(chunk_s * SAMPLE_RATE / WAVLM_HOP))
+        self.overlap_frames = round(overlap_s * SAMPLE_RATE / WAVLM_HOP)
+
+    @property
+    def dim(self) -> int:
+        """Feature width (768 for base-size WavLM)."""
+        return int(self.model.config.hidden_size)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, layer: int | Literal["mean"] = "mean",
+                        normalize: bool | None = None, **kwargs) -> WavLMFeatures:
+        """Load a local WavLM directory (config.json + weights); never downloads, never falls back to random."""
+        import json
+
+        from transformers import WavLMModel
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"WavLM weights not found: {path} (expected a local directory with config.json, "
+                                    "e.g. a copy of microsoft/wavlm-base-plus)")
+        if normalize is None:  # follow the checkpoint's feature extractor (wavlm-base-plus: do_normalize false)
+            pre = path / "preprocessor_config.json"
+            normalize = bool(json.loads(pre.read_text()).get("do_normalize", False)) if pre.is_file() else False
+        model = WavLMModel.from_pretrained(str(path), local_files_only=True)
+        log.info("WavLM: pretrained weights from %s", path)
+        return cls(model, layer=layer, normalize=normalize, source=str(path), **kwargs)
+
+    @classmethod
+    def random_init(cls, seed: int = 0, config: WavLMSize = "base", *, layer: int | Literal["mean"] = "mean",
+                    **kwargs) -> WavLMFeatures:
+        """A seeded, randomly initialised WavLMModel of the given size (same class and output shapes)."""
+        import torch
+        from transformers import WavLMModel
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = WavLMModel(wavlm_config(config))
+        log.warning(RANDOM_INIT_MESSAGE)
+        return cls(model, layer=layer, source=f"random-init:{config}:seed={seed}", random_init=True, **kwargs)
+
+    @classmethod
+    def from_params(cls, *, path: str | Path | None = None, seed: int = 0, config: WavLMSize = "base",
+                    layer: int | Literal["mean"] = "mean", **kwargs) -> WavLMFeatures:
+        """`features.wavlm` params: a local path when given (must exist), else the seeded random init."""
+        if path:
+            return cls.from_pretrained(path, layer=layer, **kwargs)
+        return cls.random_init(seed, config, layer=layer, **kwargs)
+
+    def _select(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """One layer's states, or the mean over the transformer layers' outputs: (1, F, D)."""
+        import torch
+
+        if self.layer == "mean":
+            return torch.stack(hidden_states[1:]).mean(0)
+        return hidden_states[self.layer]
+
+    def hidden_states(self, wave_16k: np.ndarray) -> np.ndarray:
+        """WavLM states at 50 Hz, (floor((N - 400) / 320) + 1, dim), computed in overlapping chunks."""
+        import torch
+
+        wave = np.asarray(wave_16k, dtype=np.float32).reshape(-1)
+        if wave.size < WAVLM_WINDOW:
+            wave = np.pad(wave, (0, WAVLM_WINDOW - wave.size))
+        if self.normalize:
+            wave = (wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)
+        n_states = n_wavlm_frames(wave.size)
+        out = np.empty((n_states, self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for f0 in range(0, n_states, self.chunk_frames):
+                f1 = min(f0 + self.chunk_frames, n_states)
+                g0, g1 = max(0, f0 - self.overlap_frames), min(n_states, f1 + self.overlap_frames)
+                segment = wave[g0 * WAVLM_HOP:(g1 - 1) * WAVLM_HOP + WAVLM_WINDOW]
+                x = torch.from_numpy(segment)[None].to(self.device)
+                result = self.model(x, output_hidden_states=True)
+                states = self._select(result.hidden_states)[0]
+                out[f0:f1] = states[f0 - g0:f1 - g0].float().cpu().numpy()
+        return out
+
+    def extract(self, wave_16k: np.ndarray, n_frames: int, fps: float = 30) -> np.ndarray:
+        """WavLM features at the motion rate: (n_frames, dim), frame t at instant t / fps."""
+        return wavlm_to_motion_rate(self.hidden_states(wave_16k), n_frames, fps)

@@ -1,0 +1,94 @@
+"""Stage `features`: clips.lmdb -> features.lmdb (WavLM, MFCC, text states, word ids per motion frame) + vocab.
+
+Frame t of every array is the instant t / fps, exactly the clip's motion frames. Stored as fp16
+(ids as int32). Resumable: finished clips are kept in `features.lmdb.partial` and not recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from omniges.data.store import LmdbReader, LmdbWriter
+from omniges.features.audio import WavLMFeatures, mfcc
+from omniges.features.text import TextEncoder, Vocabulary, frame_text_features, frame_token_ids, words_to_frames
+
+log = logging.getLogger("omniges.features")
+
+
+def build_vocabulary(clips: LmdbReader, *, min_count: int = 1) -> Vocabulary:
+    """G2T vocabulary from the train (and additional) transcripts only."""
+    index = clips.meta["index"]
+    train = [key for key, info in index.items() if info["split"] in ("train", "additional")]
+    return Vocabulary.build(([w for w, _, _ in clips[key]["words"]] for key in train), min_count=min_count)
+
+
+def clip_features(
+    record: dict[str, Any], *, wavlm: WavLMFeatures, text: TextEncoder, vocab: Vocabulary, n_mfcc: int,
+) -> dict[str, Any]:
+    """All per-frame features of one preprocessed clip."""
+    n_frames, fps, sr = record["n_frames"], record["fps"], record["sr"]
+    wave = record["audio"].astype(np.float32) / 32767.0
+    words = record["words"]
+    frame_word = words_to_frames(words, n_frames, fps)
+    if words:
+        states = text.encode_words([w for w, _, _ in words])
+        text_frames = frame_text_features(states, frame_word)
+        word_ids = frame_token_ids(frame_word, vocab.encode([w for w, _, _ in words]))
+    else:
+        text_frames = np.zeros((n_frames, text.dim), np.float32)
+        word_ids = np.full(n_frames, Vocabulary.PAD, np.int64)
+    return {
+        "wavlm": wavlm.extract(wave, n_frames, fps).astype(np.float16),
+        "mfcc": mfcc(wave, sr, fps=fps, n_frames=n_frames, n_mfcc=n_mfcc, n_mels=n_mfcc).astype(np.float16),
+        "text": text_frames.astype(np.float16),
+        "word_ids": word_ids.astype(np.int32),
+        "has_text": bool(words),
+    }
+
+
+def extract_features(
+    cache_dir: str | Path, *, wavlm: WavLMFeatures, text: TextEncoder, n_mfcc: int = 128, vocab_min_count: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write `features.lmdb` and `vocab.json` next to clips.lmdb; returns counts and extraction speed."""
+    cache_dir = Path(cache_dir)
+    clips = LmdbReader(cache_dir / "clips.lmdb")
+    vocab = build_vocabulary(clips, min_count=vocab_min_count)
+    vocab.save(cache_dir / "vocab.json")
+    writer = LmdbWriter(cache_dir / "features.lmdb", resume=True)
+    done = writer.keys()
+    if done:
+        log.info("features: resuming, %d of %d clips already extracted", len(done), len(clips))
+    seconds_audio, wall = 0.0, 0.0
+    try:
+        for key in tqdm(clips.keys, desc="features", disable=not progress):
+            if key in done:
+                continue
+            record = clips[key]
+            start = time.perf_counter()
+            writer.put(key, clip_features(record, wavlm=wavlm, text=text, vocab=vocab, n_mfcc=n_mfcc))
+            wall += time.perf_counter() - start
+            seconds_audio += record["n_frames"] / record["fps"]
+    except BaseException:
+        writer.abort()
+        raise
+    report = {
+        "clips": len(clips),
+        "clips_resumed": len(done),
+        "vocab_size": len(vocab),
+        "oov_rate": vocab.oov_rate,
+        "audio_seconds_extracted": seconds_audio,
+        "realtime_factor": seconds_audio / max(wall, 1e-9),
+        "wavlm_random_init": wavlm.random_init,
+    }
+    writer.seal({
+        "stage": "features", "wavlm": wavlm.source, "wavlm_random_init": wavlm.random_init, "text": text.source,
+        "text_dim": text.dim, "wavlm_dim": wavlm.dim, "n_mfcc": n_mfcc, "vocab_size": len(vocab),
+    })
+    return report

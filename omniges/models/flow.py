@@ -1,0 +1,432 @@
+"""Rectified flow for Omniges: per-stream timesteps, CFG training, Euler/Heun sampling, windowed long generation.
+
+Convention (every stream): t = 1 is clean data, t = 0 pure noise; x_t = t x1 + (1 - t) x0, velocity v = x1 - x0,
+and sampling integrates dx/dt = v from t = 0 to 1. Few-step method: a shortcut model (Frans et al., 2024,
+"One Step Diffusion via Shortcut Models"). The network also takes the step size d; d = 0 is the ordinary flow
+velocity, and for d > 0 it is trained on the self-consistency target s(x_t, t, 2d) = (s(x_t, t, d) +
+s(x_t + d s(x_t, t, d), t + d, d)) / 2, so sampling with N steps passes d = 1/N and 1-2 steps stay usable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, reduce, repeat
+from torch import Tensor, nn
+
+from omniges.models.omniges_transformer import default, exists
+
+Task = Literal["a2g", "t2g", "g2t", "g2a"]
+TASK_GENERATES = {"a2g": "gesture", "t2g": "gesture", "g2t": "text", "g2a": "audio"}
+TASK_CONDITIONS = {"a2g": ("audio", "text"), "t2g": ("text",), "g2t": ("gesture",), "g2a": ("gesture",)}
+STREAM_KEYS = {
+    "text": ("text", "text_mask"),
+    "audio": ("wavlm", "mfcc", "audio_mask"),
+    "gesture": ("gesture", "gesture_mask"),
+}
+DATA_KEY = {"text": "text", "audio": "mfcc", "gesture": "gesture"}
+MASK_KEY = {"text": "text_mask", "audio": "audio_mask", "gesture": "gesture_mask"}
+VELOCITY_KEY = {"gesture": "gesture_velocity", "audio": "mfcc_velocity"}
+
+
+def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Gaussian noise drawn from `generator` (on its own device), moved to `device`."""
+    gen_device = generator.device if exists(generator) else device
+    return torch.randn(shape, generator=generator, device=gen_device).to(device)
+
+
+def rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Uniform [0, 1) noise drawn from `generator`, moved to `device`."""
+    gen_device = generator.device if exists(generator) else device
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def stream_mask(inputs: dict[str, Any], stream: str) -> Tensor:
+    """The (b, n) validity mask of a stream, all True when not given."""
+    mask = inputs.get(MASK_KEY[stream])
+    if exists(mask):
+        return mask.bool()
+    data = inputs[DATA_KEY[stream]]
+    return torch.ones(data.shape[:2], dtype=torch.bool, device=data.device)
+
+
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared error over the valid (b, n) positions."""
+    per_token = reduce((pred - target) ** 2, "b n d -> b n", "mean")
+    return (per_token * mask).sum() / mask.sum().clamp(min=1)
+
+
+def select(inputs: dict[str, Any], index: Tensor) -> dict[str, Any]:
+    """Index every tensor of a (nested) batch dict along the batch axis."""
+    picked = {}
+    for key, value in inputs.items():
+        if isinstance(value, dict):
+            picked[key] = select(value, index)
+        else:
+            picked[key] = value[index] if isinstance(value, Tensor) else value
+    return picked
+
+
+def condition_inputs(
+    task: Task, cond: dict[str, Any], drop: dict[str, Tensor] | None = None
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Model inputs of the task's conditioning streams and their t (1 present, 0 absent or dropped per sample)."""
+    inputs, times = {}, {}
+    for stream in TASK_CONDITIONS[task]:
+        if not exists(cond.get(DATA_KEY[stream])):
+            continue
+        mask = stream_mask(cond, stream)
+        if exists(drop) and stream in drop:
+            mask = mask & ~rearrange(drop[stream], "b -> b 1")
+        inputs.update({key: cond.get(key) for key in STREAM_KEYS[stream]})
+        inputs[MASK_KEY[stream]] = mask
+        times[stream] = mask.any(dim=-1).float()
+    return inputs, times
+
+
+def time_kwargs(times: dict[str, Tensor | float]) -> dict[str, Tensor | float]:
+    """t_text / t_audio / t_gesture keyword arguments; absent streams get t = 0."""
+    return {f"t_{stream}": times.get(stream, 0.0) for stream in ("text", "audio", "gesture")}
+
+
+def generated_inputs(stream: str, x: Tensor, mask: Tensor, known: Tensor | None = None) -> dict[str, Any]:
+    """Model inputs carrying the noised generated stream (audio: MFCC only, WavLM replaced by the null)."""
+    if stream == "audio":
+        return dict(mfcc=x, audio_mask=mask, wavlm=None)
+    return dict(gesture=x, gesture_mask=mask, gesture_known=known)
+
+
+@dataclass(kw_only=True)
+class RectifiedFlow:
+    """Rectified-flow training and sampling hyperparameters, with the step / sampler / long-generation helpers."""
+
+    logit_normal_mean: float = 0.0
+    logit_normal_std: float = 1.0
+    cfg_dropout: float = 0.1  # drop all conditions with p, and each one independently with p
+    shortcut_fraction: float = 0.25  # share of a batch trained on the shortcut self-consistency target
+    max_shortcut_steps: int = 128  # smallest trained shortcut step is 1 / max_shortcut_steps
+    prefix_prob: float = 0.25  # share of gesture samples with a clean known prefix (windowed inpainting)
+    max_prefix_tokens: int = 8
+    shortcut_weight: float = 1.0
+    code_weight: float = 1.0
+    text_weight: float = 1.0
+
+    # training
+
+    def sample_t(
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        *,
+        logit_normal_mean: float | None = None,
+        std: float | None = None,
+        device: torch.device | str = "cpu",
+    ) -> Tensor:
+        """Training timesteps t = sigmoid(N(mean, std)) in (0, 1), shape (batch,)."""
+        mean, std = default(logit_normal_mean, self.logit_normal_mean), default(std, self.logit_normal_std)
+        return torch.sigmoid(mean + std * randn((batch,), generator, torch.device(device)))
+
+    def noise(self, x1: Tensor, t: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """x_t = t x1 + (1 - t) x0 with x0 ~ N(0, I), and the velocity target x1 - x0."""
+        x0 = randn(tuple(x1.shape), generator, x1.device)
+        t = rearrange(t, "b -> b 1 1")
+        return t * x1 + (1 - t) * x0, x1 - x0
+
+    def condition_drop(
+        self, task: Task, batch: int, p: float, generator: torch.Generator | None, device: torch.device
+    ) -> dict[str, Tensor]:
+        """Per-sample classifier-free-guidance drops of the conditioning streams."""
+        streams = TASK_CONDITIONS[task]
+        drop_all = rand((batch,), generator, device) < p
+        if len(streams) == 1:
+            return {streams[0]: drop_all}
+        return {stream: drop_all | (rand((batch,), generator, device) < p) for stream in streams}
+
+    def training_step(
+        self,
+        model: nn.Module,
+        batch: dict[str, Any],
+        task: Task,
+        *,
+        cfg_dropout: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Losses of one batch for one task; 'loss' is the weighted sum to back-propagate.
+
+        Batch keys (masks True = valid): gesture (b, n, parts * latent), gesture_mask; wavlm (b, 4n, 768), mfcc
+        (b, 4n, 128), audio_mask; text (b, n, text_feature_dim), text_mask, text_ids (b, n) per-frame G2T targets;
+        codes {part: (b, n, layers)} optional for the code cross-entropy.
+        """
+        stream = TASK_GENERATES[task]
+        reference = batch["gesture"] if stream == "text" else batch[DATA_KEY[stream]]
+        b, device = reference.shape[0], reference.device
+        p = 0.0 if task == "g2t" else default(cfg_dropout, self.cfg_dropout)
+        inputs, times = condition_inputs(task, batch, self.condition_drop(task, b, p, generator, device))
+        if stream == "text":
+            return self._text_step(model, batch, inputs, times)
+        return self._flow_step(model, batch, stream, inputs, times, generator)
+
+    def _text_step(
+        self, model: nn.Module, batch: dict[str, Any], inputs: dict[str, Any], times: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """G2T: the text stream is a per-frame mask embedding at t = 0 over every gesture frame; vocabulary CE.
+
+        Frames without a word should carry a blank id (e.g. the tokenizer's pad id) so silence is learned; ids < 0
+        are ignored. The stream spans the gesture frames, as at inference, where no transcript mask exists.
+        """
+        mask = stream_mask(batch, "gesture")
+        out = model(**inputs, text_mask=mask, **time_kwargs({**times, "text": 0.0}), generate={"text"})
+        ids = batch["text_ids"]
+        valid = mask & (ids >= 0)
+        ce = F.cross_entropy(rearrange(out["text_logits"], "b n v -> b v n"), ids.clamp(min=0), reduction="none")
+        text_ce = (ce * valid).sum() / valid.sum().clamp(min=1)
+        return dict(text_ce=text_ce, loss=self.text_weight * text_ce)
+
+    def _flow_step(
+        self,
+        model: nn.Module,
+        batch: dict[str, Any],
+        stream: str,
+        inputs: dict[str, Any],
+        times: dict[str, Tensor],
+        generator: torch.Generator | None,
+    ) -> dict[str, Tensor]:
+        """Flow (and shortcut) velocity MSE on the generated stream, plus code CE when codes are given."""
+        x1 = batch[DATA_KEY[stream]]
+        mask = stream_mask(batch, stream)
+        b, n, _ = x1.shape
+        device = x1.device
+
+        t = self.sample_t(b, generator, device=device)
+        step = torch.zeros(b, device=device)
+        shortcut = torch.zeros(b, dtype=torch.bool, device=device)
+        num_shortcut = math.floor(b * self.shortcut_fraction + 0.5) if model.config.shortcut else 0
+        if num_shortcut:
+            shortcut[:num_shortcut] = True
+            levels = int(math.log2(self.max_shortcut_steps))
+            exponent = torch.randint(
+                1, levels + 1, (num_shortcut,), generator=generator, device=_gen_device(generator)
+            )
+            d = (2.0 ** -exponent.float()).to(device)
+            start = torch.floor(rand((num_shortcut,), generator, device) * (1 / d - 1))
+            t = torch.cat((start * d, t[num_shortcut:]))
+            step = torch.cat((2 * d, step[num_shortcut:]))
+
+        x_t, target = self.noise(x1, t, generator)
+        known = None
+        if stream == "gesture" and self.prefix_prob > 0:
+            has_prefix = rand((b,), generator, device) < self.prefix_prob
+            length = torch.randint(
+                1, self.max_prefix_tokens + 1, (b,), generator=generator, device=_gen_device(generator)
+            )
+            known = torch.arange(n, device=device) < rearrange(length.to(device) * has_prefix, "b -> b 1")
+            x_t = torch.where(rearrange(known, "b n -> b n 1"), x1, x_t)
+        loss_mask = mask & ~known if exists(known) else mask
+
+        if num_shortcut:
+            index = torch.arange(num_shortcut, device=device)
+            sub = select(dict(inputs=inputs, times=times, x1=x1, x_t=x_t, mask=mask, known=known, t=t), index)
+            bootstrap = self._shortcut_target(model, stream, sub, d)
+            target = torch.cat((bootstrap, target[num_shortcut:]))
+
+        with_codes = stream == "gesture" and "codes" in batch
+        out = model(
+            **inputs, **generated_inputs(stream, x_t, mask, known), **time_kwargs({**times, stream: t}),
+            step_size=step, generate={stream}, with_code_logits=with_codes,
+        )
+        pred = out[VELOCITY_KEY[stream]]
+        losses: dict[str, Tensor] = {}
+        losses["flow"] = masked_mse(pred[~shortcut], target[~shortcut], loss_mask[~shortcut])
+        loss = losses["flow"]
+        if num_shortcut:
+            losses["shortcut"] = masked_mse(pred[shortcut], target[shortcut], loss_mask[shortcut])
+            loss = loss + self.shortcut_weight * losses["shortcut"]
+        if with_codes:
+            losses["code_ce"] = self._code_ce(out["code_logits"], batch["codes"], loss_mask)
+            loss = loss + self.code_weight * losses["code_ce"]
+        losses["loss"] = loss
+        return losses
+
+    @torch.no_grad()
+    def _shortcut_target(self, model: nn.Module, stream: str, sub: dict[str, Any], d: Tensor) -> Tensor:
+        """Self-consistency target for step 2d: the mean of two chained d-steps of the current network.
+
+        The smallest d is queried as d = 0 (the flow velocity), which grounds the chain of step sizes.
+        """
+        queried = torch.where(d <= 1 / self.max_shortcut_steps, torch.zeros_like(d), d)
+
+        def velocity(x: Tensor, t: Tensor) -> Tensor:
+            out = model(
+                **sub["inputs"], **generated_inputs(stream, x, sub["mask"], sub["known"]),
+                **time_kwargs({**sub["times"], stream: t}), step_size=queried, generate={stream},
+                with_code_logits=False,
+            )
+            return out[VELOCITY_KEY[stream]]
+
+        dd = rearrange(d, "b -> b 1 1")
+        first = velocity(sub["x_t"], sub["t"])
+        x_mid = sub["x_t"] + dd * first
+        if exists(sub["known"]):
+            x_mid = torch.where(rearrange(sub["known"], "b n -> b n 1"), sub["x1"], x_mid)
+        second = velocity(x_mid, sub["t"] + d)
+        return (first + second) / 2
+
+    @staticmethod
+    def _code_ce(logits: dict[str, Tensor], codes: dict[str, Tensor], mask: Tensor) -> Tensor:
+        """Cross-entropy of the first quantizer layers' code logits, averaged over parts and valid frames."""
+        total = 0.0
+        for part, part_logits in logits.items():
+            layers = part_logits.shape[2]
+            ce = F.cross_entropy(
+                rearrange(part_logits, "b n l c -> b c n l"), codes[part][..., :layers].long(), reduction="none"
+            )
+            total = total + (ce * rearrange(mask, "b n -> b n 1")).sum() / (mask.sum() * layers).clamp(min=1)
+        return total / len(logits)
+
+    # sampling
+
+    @torch.no_grad()
+    def sample(
+        self,
+        model: nn.Module,
+        task: Task,
+        cond: dict[str, Any],
+        *,
+        steps: int = 4,
+        guidance: float = 1.0,
+        solver: Literal["euler", "heun"] = "euler",
+        generator: torch.Generator | None = None,
+        known: Tensor | None = None,
+        known_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Generate the task's stream: gesture latents (b, n, parts * latent), MFCC (b, 4n, 128) or text logits.
+
+        guidance g mixes v = v_uncond + g (v_cond - v_uncond) (g = 1: conditional only, one evaluation per step);
+        `known` / `known_mask` (b, n) clamp gesture frames to given clean values (inpainting, see generate_long).
+        """
+        assert solver in ("euler", "heun"), f"unknown solver {solver}"
+        stream = TASK_GENERATES[task]
+        inputs, times = condition_inputs(task, cond)
+        caches: tuple[dict, dict] = ({}, {})
+
+        if stream == "text":
+            mask = stream_mask(cond, "gesture")
+
+            def logits(conditional: bool) -> Tensor:
+                given, given_times = (inputs, times) if conditional else ({}, {})
+                out = model(**given, text_mask=mask, **time_kwargs({**given_times, "text": 0.0}), generate={"text"})
+                return out["text_logits"]
+
+            cond_logits = logits(True)
+            return cond_logits if guidance == 1.0 else torch.lerp(logits(False), cond_logits, guidance)
+
+        mask = self._generated_mask(model, task, cond)
+        b, n = mask.shape
+        width = model.config.gesture_latent_dim if stream == "gesture" else model.config.mfcc_dim
+        x = randn((b, n, width), generator, mask.device)
+        clamp = rearrange(known_mask, "b n -> b n 1") if exists(known_mask) else None
+
+        def paste(x: Tensor) -> Tensor:
+            return torch.where(clamp, known, x) if exists(clamp) else x
+
+        def velocity(x: Tensor, t: float, dt: float) -> Tensor:
+            def evaluate(given: dict[str, Any], given_times: dict[str, Tensor], cache: dict) -> Tensor:
+                out = model(
+                    **given, **generated_inputs(stream, paste(x), mask, known_mask),
+                    **time_kwargs({**given_times, stream: t}), step_size=dt, generate={stream},
+                    with_code_logits=False, cache=cache,
+                )
+                return out[VELOCITY_KEY[stream]]
+
+            v_cond = evaluate(inputs, times, caches[0])
+            return v_cond if guidance == 1.0 else torch.lerp(evaluate({}, {}, caches[1]), v_cond, guidance)
+
+        grid = torch.linspace(0, 1, steps + 1).tolist()
+        for t, t_next in zip(grid[:-1], grid[1:], strict=True):
+            dt = t_next - t
+            v = velocity(x, t, dt)
+            if solver == "euler":
+                x = x + dt * v
+            else:
+                v_next = velocity(x + dt * v, t_next, dt)
+                x = x + dt * (v + v_next) / 2
+        return paste(x)
+
+    @staticmethod
+    def _generated_mask(model: nn.Module, task: Task, cond: dict[str, Any]) -> Tensor:
+        """Validity mask (b, n) of the stream to generate, from the conditions' lengths and masks."""
+        fpt = model.config.frames_per_token
+        if task == "g2a":
+            gesture_mask = stream_mask(cond, "gesture")
+            return default(cond.get("audio_mask"), repeat(gesture_mask, "b n -> b (n f)", f=fpt)).bool()
+        if exists(cond.get("gesture_mask")):
+            return cond["gesture_mask"].bool()
+        if task == "t2g":
+            text = cond["text"]
+            return torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
+        audio_mask = stream_mask(cond, "audio")
+        audio_mask = F.pad(audio_mask, (0, -audio_mask.shape[1] % fpt), value=False)
+        return reduce(audio_mask, "b (n f) -> b n", "max", f=fpt)
+
+    @torch.no_grad()
+    def generate_long(
+        self,
+        model: nn.Module,
+        task: Task,
+        cond_full_length: dict[str, Any],
+        *,
+        window: int,
+        overlap: int,
+        steps: int = 4,
+        guidance: float = 1.0,
+        solver: Literal["euler", "heun"] = "euler",
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Gesture latents for conditions of any length: windows of `window` tokens overlapping by `overlap`.
+
+        Each window after the first is inpainted: its first `overlap` tokens are clamped to the previous window's
+        last tokens (given clean, flagged as known), so the seam is continuous and memory stays bounded.
+        """
+        assert task in ("a2g", "t2g"), "long generation produces gesture (a2g, t2g)"
+        assert 0 <= overlap < window, "need 0 <= overlap < window"
+        fpt = model.config.frames_per_token
+        total = self._generated_mask(model, task, cond_full_length).shape[1]
+        reference = cond_full_length["mfcc" if task == "a2g" else "text"]
+        b, device = reference.shape[0], reference.device
+        out = torch.zeros(b, total, model.config.gesture_latent_dim, device=device)
+
+        done, start = 0, 0
+        while done < total:
+            end = min(start + window, total)
+            cond = self._window(cond_full_length, start, end, fpt)
+            num_known = done - start
+            known_mask = repeat(torch.arange(end - start, device=device) < num_known, "n -> b n", b=b)
+            x = self.sample(
+                model, task, cond, steps=steps, guidance=guidance, solver=solver, generator=generator,
+                known=out[:, start:end], known_mask=known_mask if num_known else None,
+            )
+            out[:, done:end] = x[:, num_known:]
+            done, start = end, end - overlap
+        return out
+
+    @staticmethod
+    def _window(cond: dict[str, Any], start: int, end: int, frames_per_token: int) -> dict[str, Any]:
+        """Slice conditions to tokens [start, end): token-rate keys directly, 30 fps audio keys by frames."""
+        sliced = {}
+        for key, value in cond.items():
+            if not isinstance(value, Tensor):
+                sliced[key] = value
+            elif key in ("wavlm", "mfcc", "audio_mask"):
+                sliced[key] = value[:, start * frames_per_token : end * frames_per_token]
+            else:
+                sliced[key] = value[:, start:end]
+        return sliced
+
+
+def _gen_device(generator: torch.Generator | None) -> torch.device | None:
+    """Device a generator draws on (None: default)."""
+    return generator.device if exists(generator) else None

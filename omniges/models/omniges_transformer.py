@@ -1,0 +1,359 @@
+"""Omniges generator: time-aligned text, audio and gesture token streams through one generalized MMDiT."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, reduce, repeat
+from hyper_connections.mHCv2 import ManifoldConstrainedHyperConnections
+from mmdit.mmdit_generalized_pytorch import MMDiT
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+STREAMS = ("text", "audio", "gesture")
+GESTURE_PARTS = ("upper", "hands", "lower_trans", "face")
+
+
+def exists(v: Any) -> bool:
+    """True when v is not None."""
+    return v is not None
+
+
+def default(v: Any, d: Any) -> Any:
+    """v, or d when v is None."""
+    return v if exists(v) else d
+
+
+@dataclass(kw_only=True)
+class OmnigesConfig:
+    """Plain-data hyperparameters of the generator; `full()` and `demo()` are the two presets."""
+
+    text_feature_dim: int = 1024  # per-latent-frame text encoder features (T5 1024, MiniLM 384)
+    text_dim: int = 1024  # text stream width
+    audio_dim: int = 512  # audio stream width (EnhancedAudioFusion output)
+    gesture_dim: int = 512  # gesture stream width
+    wavlm_dim: int = 768
+    mfcc_dim: int = 128
+    gesture_parts: tuple[str, ...] = GESTURE_PARTS
+    latent_dim: int = 128  # RVQVAE latent channels per part
+    num_codes: int = 1024
+    num_code_layers: int = 1  # code logits for the first residual quantizer layers
+    vocab_size: int = 32128  # text tokenizer vocabulary (T5 32128, MiniLM/BERT 30522)
+    motion_fps: float = 30.0
+    frames_per_token: int = 4  # motion frames per gesture latent (RVQVAE down-sampling)
+    depth: int = 12
+    heads: int = 8
+    dim_head: int = 64
+    ff_mult: float = 4.0
+    num_residual_streams: int = 4
+    time_embed_dim: int = 256  # per-modality timestep embedding width
+    dim_cond: int = 512  # width of the single time_cond vector every MMDiT block receives
+    audio_fusion_layers: int = 2
+    audio_fusion_heads: int = 8
+    learned_stream_embed: bool = True
+    shortcut: bool = True  # step-size input d for shortcut-model few-step sampling
+    flash_attn: bool = True  # torch scaled_dot_product_attention inside MMDiT
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        self.gesture_parts = tuple(self.gesture_parts)
+
+    @property
+    def gesture_latent_dim(self) -> int:
+        """Width of the concatenated per-part latents (4 parts x 128 = 512 at full size)."""
+        return len(self.gesture_parts) * self.latent_dim
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Token rate shared by all three streams (7.5 for 30 fps and 4 frames per token)."""
+        return self.motion_fps / self.frames_per_token
+
+    @classmethod
+    def full(cls, **overrides: Any) -> OmnigesConfig:
+        """Paper-size model: text 1024, audio 512, gesture 4x128, depth 12, 4 residual streams."""
+        return cls(**overrides)
+
+    @classmethod
+    def demo(cls, **overrides: Any) -> OmnigesConfig:
+        """Small model that trains on two CPU cores in minutes (MiniLM text features)."""
+        small = dict(
+            text_feature_dim=384, text_dim=128, audio_dim=128, gesture_dim=128, vocab_size=30522,
+            depth=4, heads=4, dim_head=32, ff_mult=2.0, num_residual_streams=2, time_embed_dim=64,
+            dim_cond=128, audio_fusion_layers=1, audio_fusion_heads=4,
+        )
+        return cls(**{**small, **overrides})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OmnigesConfig:
+        """Build from a params section; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown OmnigesConfig keys: {unknown}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for checkpoints and MLflow params)."""
+        return {**asdict(self), "gesture_parts": list(self.gesture_parts)}
+
+
+def sinusoidal_embedding(x: Tensor, dim: int, *, max_period: float = 10000.0) -> Tensor:
+    """Standard transformer sinusoid of a scalar per row: (n,) -> (n, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = rearrange(x.float(), "n -> n 1") * rearrange(freqs, "f -> 1 f")
+    return F.pad(torch.cat((angles.sin(), angles.cos()), dim=-1), (0, dim % 2))
+
+
+def seconds_positional_encoding(
+    seconds: Tensor, dim: int, *, min_period: float = 0.25, max_period: float = 1000.0
+) -> Tensor:
+    """Sinusoid of time in seconds with periods from min_period to max_period: (n,) -> (n, dim)."""
+    half = dim // 2
+    periods = torch.logspace(math.log10(min_period), math.log10(max_period), half, device=seconds.device)
+    angles = rearrange(seconds.float(), "n -> n 1") * rearrange(2 * math.pi / periods, "f -> 1 f")
+    return F.pad(torch.cat((angles.sin(), angles.cos()), dim=-1), (0, dim % 2))
+
+
+class TimestepEmbedding(nn.Module):
+    """t in [0, 1] -> sinusoid of 1000 t -> MLP."""
+
+    def __init__(self, dim: int, *, freq_dim: int = 256):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: Tensor) -> Tensor:
+        """(b,) -> (b, dim)."""
+        return self.mlp(sinusoidal_embedding(t * 1000.0, self.freq_dim))
+
+
+def sinkhorn(log_alpha: Tensor, iters: int = 20) -> Tensor:
+    """mHC's Sinkhorn-Knopp projection (rows and columns sum to 1) with plain sums: same result, fewer CPU ops."""
+    log_alpha = log_alpha.float()
+    alpha = (log_alpha - log_alpha.amax(dim=-2, keepdim=True).detach()).exp()
+    for _ in range(iters):
+        alpha = alpha / alpha.sum(dim=-2, keepdim=True)
+        alpha = alpha / alpha.sum(dim=-1, keepdim=True)
+    return alpha
+
+
+def as_batch_tensor(value: float | Tensor, batch: int, device: torch.device) -> Tensor:
+    """A float or (b,) tensor of per-sample timesteps as a float (b,) tensor."""
+    value = torch.as_tensor(value, dtype=torch.float32, device=device)
+    return value.expand(batch) if value.ndim == 0 else value
+
+
+class OmnigesTransformerModel(nn.Module):
+    """Any-to-any MMDiT over text, audio and gesture streams at the gesture latent rate (7.5 tokens/s).
+
+    Timestep convention (every stream): t = 1 clean data, t = 0 pure noise; x_t = t x1 + (1 - t) x0 and the
+    predicted velocity is x1 - x0. Conditioning streams enter clean (t = 1), the generated stream noised, an
+    absent stream as one learned null token with t = 0 (a sample whose stream mask is all False takes the
+    same null path, so per-sample condition dropout and a missing stream are the same computation).
+    """
+
+    def __init__(self, config: OmnigesConfig):
+        super().__init__()
+        from omniges.models.audio_fusion import EnhancedAudioFusion
+
+        self.config = c = config
+        self.stream_dims = {"text": c.text_dim, "audio": c.audio_dim, "gesture": c.gesture_dim}
+
+        self.text_in = nn.Linear(c.text_feature_dim, c.text_dim)
+        self.text_query = nn.Parameter(torch.randn(c.text_dim) * 0.02)  # per-frame input when text is generated
+        self.audio_fusion = EnhancedAudioFusion(
+            dim=c.audio_dim, wavlm_dim=c.wavlm_dim, mfcc_dim=c.mfcc_dim, num_layers=c.audio_fusion_layers,
+            heads=c.audio_fusion_heads, frames_per_token=c.frames_per_token,
+        )
+        self.gesture_in = nn.Linear(c.gesture_latent_dim, c.gesture_dim)
+        self.gesture_known_embed = nn.Parameter(torch.randn(c.gesture_dim) * 0.02)  # marks inpainted frames
+
+        self.null_tokens = nn.ParameterDict(
+            {s: nn.Parameter(torch.randn(d) * 0.02) for s, d in self.stream_dims.items()}
+        )
+        self.stream_embeds = nn.ParameterDict(
+            {s: nn.Parameter(torch.randn(d) * 0.02) for s, d in self.stream_dims.items()}
+        ) if c.learned_stream_embed else None
+
+        time_inputs = (*STREAMS, "step") if c.shortcut else STREAMS
+        self.time_embeds = nn.ModuleDict({name: TimestepEmbedding(c.time_embed_dim) for name in time_inputs})
+        self.to_time_cond = nn.Linear(len(time_inputs) * c.time_embed_dim, c.dim_cond)
+
+        self.mmdit = MMDiT(
+            depth=c.depth, dim_modalities=(c.text_dim, c.audio_dim, c.gesture_dim),
+            num_residual_streams=c.num_residual_streams, dim_cond=c.dim_cond, heads=c.heads,
+            dim_head=c.dim_head, flash_attn=c.flash_attn, ff_kwargs=dict(mult=c.ff_mult),
+        )
+        for module in self.mmdit.modules():  # mmdit gives no way to pass the constraint in; same math, ~15% faster
+            if isinstance(module, ManifoldConstrainedHyperConnections):
+                module.residual_mix_constraint_fn = partial(sinkhorn, iters=20)
+
+        self.to_gesture_velocity = nn.Linear(c.gesture_dim, c.gesture_latent_dim)
+        self.to_code_logits = nn.ModuleDict(
+            {part: nn.Linear(c.gesture_dim, c.num_code_layers * c.num_codes) for part in c.gesture_parts}
+        )
+        self.to_text_logits = nn.Linear(c.text_dim, c.vocab_size)
+        self.to_mfcc_velocity = nn.Linear(c.audio_dim, c.frames_per_token * c.mfcc_dim)
+
+    # stream tokens
+
+    def token_seconds(self, num_tokens: int, device: torch.device) -> Tensor:
+        """Time in seconds of each token (window-relative), shared by all streams."""
+        return torch.arange(num_tokens, device=device) / self.config.tokens_per_second
+
+    def _decorate(self, stream: str, tokens: Tensor) -> Tensor:
+        """Add the time-aligned positional encoding and the learned stream embedding."""
+        n, d = tokens.shape[-2:]
+        tokens = tokens + seconds_positional_encoding(self.token_seconds(n, tokens.device), d).to(tokens.dtype)
+        return tokens + self.stream_embeds[stream] if exists(self.stream_embeds) else tokens
+
+    def _null_sequence(self, stream: str, batch: int) -> tuple[Tensor, Tensor]:
+        """The absent-stream input: one null token at time 0, valid."""
+        tokens = self._decorate(stream, repeat(self.null_tokens[stream], "d -> b 1 d", b=batch))
+        return tokens, torch.ones(batch, 1, dtype=torch.bool, device=tokens.device)
+
+    def _finish(self, stream: str, tokens: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Decorate tokens; a sample with no valid token gets the null token at index 0 (all else masked)."""
+        b, n, _ = tokens.shape
+        mask = default(mask, torch.ones(b, n, dtype=torch.bool, device=tokens.device))
+        tokens = self._decorate(stream, tokens)
+        absent = ~mask.any(dim=-1)
+        null, _ = self._null_sequence(stream, b)
+        first = torch.where(rearrange(absent, "b -> b 1 1"), null, tokens[:, :1])
+        tokens = torch.cat((first, tokens[:, 1:]), dim=1)
+        mask = torch.cat((mask[:, :1] | rearrange(absent, "b -> b 1"), mask[:, 1:]), dim=1)
+        return tokens, mask
+
+    def _audio_tokens(self, wavlm: Tensor | None, mfcc: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """30 fps WavLM + MFCC -> audio stream tokens at the latent rate, and their validity mask."""
+        fpt = self.config.frames_per_token
+        b, frames, _ = mfcc.shape
+        mask = default(mask, torch.ones(b, frames, dtype=torch.bool, device=mfcc.device))
+        pad = -frames % fpt
+        if pad:
+            mfcc, mask = F.pad(mfcc, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
+            wavlm = F.pad(wavlm, (0, 0, 0, pad)) if exists(wavlm) else None
+        tokens = self.audio_fusion(wavlm, mfcc, key_padding_mask=mask)
+        token_mask = reduce(mask, "b (n f) -> b n", "max", f=fpt)
+        return tokens, token_mask
+
+    def _stream_inputs(
+        self, stream: str, generate: set[str], batch: int, inputs: dict[str, Any], cache: dict | None
+    ) -> tuple[Tensor, Tensor]:
+        """Tokens and key mask of one stream: generated, clean condition (cached across ODE steps) or absent."""
+        if exists(cache) and stream not in generate and stream in cache:
+            return cache[stream]
+        tokens, mask = None, None
+        if stream == "text":
+            if "text" in generate:
+                mask = inputs["text_mask"]
+                n = mask.shape[1] if exists(mask) else inputs["gesture"].shape[1]
+                tokens = repeat(self.text_query, "d -> b n d", b=batch, n=n)
+            elif exists(inputs["text"]):
+                tokens, mask = self.text_in(inputs["text"]), inputs["text_mask"]
+        elif stream == "audio":
+            if exists(inputs["mfcc"]):
+                wavlm = None if "audio" in generate else inputs["wavlm"]
+                tokens, mask = self._audio_tokens(wavlm, inputs["mfcc"], inputs["audio_mask"])
+        elif exists(inputs["gesture"]):
+            tokens, mask = self.gesture_in(inputs["gesture"]), inputs["gesture_mask"]
+            known = inputs["gesture_known"]
+            if exists(known):
+                tokens = tokens + rearrange(known, "b n -> b n 1").to(tokens.dtype) * self.gesture_known_embed
+        assert stream not in generate or exists(tokens), f"generated stream '{stream}' needs its noised input"
+        result = self._finish(stream, tokens, mask) if exists(tokens) else self._null_sequence(stream, batch)
+        if exists(cache) and stream not in generate:
+            cache[stream] = result
+        return result
+
+    def time_condition(
+        self, t_text: Tensor, t_audio: Tensor, t_gesture: Tensor, step_size: Tensor | None
+    ) -> Tensor:
+        """Per-modality timestep embeddings (+ step size d) concatenated and projected to time_cond."""
+        times = dict(text=t_text, audio=t_audio, gesture=t_gesture)
+        if self.config.shortcut:
+            times["step"] = default(step_size, torch.zeros_like(t_gesture))
+        embeds = [self.time_embeds[name](t) for name, t in times.items()]
+        return self.to_time_cond(torch.cat(embeds, dim=-1))
+
+    def backbone(self, tokens: tuple[Tensor, ...], masks: tuple[Tensor, ...], time_cond: Tensor) -> tuple[Tensor, ...]:
+        """MMDiT blocks (the package's loop, unrolled here so each block can be checkpointed)."""
+        mm = self.mmdit
+        streams = [mm.expand_streams(t) for t in tokens]
+        use_checkpoint = self.config.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        for block in mm.blocks:
+
+            def run(*xs: Tensor, block: nn.Module = block) -> tuple[Tensor, ...]:
+                return tuple(block(modality_tokens=xs, modality_masks=masks, time_cond=time_cond))
+
+            streams = checkpoint(run, *streams, use_reentrant=False) if use_checkpoint else run(*streams)
+        return tuple(norm(mm.reduce_streams(s)) for s, norm in zip(streams, mm.norms, strict=True))
+
+    def forward(
+        self,
+        *,
+        text: Tensor | None = None,
+        text_mask: Tensor | None = None,
+        wavlm: Tensor | None = None,
+        mfcc: Tensor | None = None,
+        audio_mask: Tensor | None = None,
+        gesture: Tensor | None = None,
+        gesture_mask: Tensor | None = None,
+        gesture_known: Tensor | None = None,
+        t_text: float | Tensor,
+        t_audio: float | Tensor,
+        t_gesture: float | Tensor,
+        step_size: float | Tensor | None = None,
+        generate: set[str],
+        with_code_logits: bool = True,
+        cache: dict | None = None,
+    ) -> dict[str, Any]:
+        """One network evaluation; returns only the heads of the generated streams.
+
+        Shapes: text (b, n, text_feature_dim), text_mask (b, n); wavlm (b, 4n, 768), mfcc (b, 4n, 128),
+        audio_mask (b, 4n) at 30 fps; gesture (b, n, parts * latent_dim), gesture_mask / gesture_known (b, n).
+        Masks are True where valid. Outputs: gesture_velocity (b, n, parts * latent_dim), code_logits
+        {part: (b, n, num_code_layers, num_codes)}, text_logits (b, n, vocab), mfcc_velocity (b, 4n, 128).
+        """
+        generate = set(generate)
+        assert generate <= set(STREAMS), f"unknown streams in generate: {generate - set(STREAMS)}"
+        inputs = dict(
+            text=text, text_mask=text_mask, wavlm=wavlm, mfcc=mfcc, audio_mask=audio_mask,
+            gesture=gesture, gesture_mask=gesture_mask, gesture_known=gesture_known,
+        )
+        present = [v for v in (text, text_mask, mfcc, gesture) if exists(v)]
+        assert present, "at least one stream must be given"
+        batch, device = present[0].shape[0], present[0].device
+
+        tokens, masks = zip(*[self._stream_inputs(s, generate, batch, inputs, cache) for s in STREAMS], strict=True)
+        step = as_batch_tensor(step_size, batch, device) if exists(step_size) else None
+        times = (as_batch_tensor(t, batch, device) for t in (t_text, t_audio, t_gesture))
+        time_cond = self.time_condition(*times, step)
+        text_out, audio_out, gesture_out = self.backbone(tokens, masks, time_cond)
+
+        out: dict[str, Any] = {}
+        if "gesture" in generate:
+            out["gesture_velocity"] = self.to_gesture_velocity(gesture_out)
+            if with_code_logits:
+                out["code_logits"] = {
+                    part: rearrange(head(gesture_out), "b n (l c) -> b n l c", l=self.config.num_code_layers)
+                    for part, head in self.to_code_logits.items()
+                }
+        if "text" in generate:
+            out["text_logits"] = self.to_text_logits(text_out)
+        if "audio" in generate:
+            velocity = self.to_mfcc_velocity(audio_out)
+            velocity = rearrange(velocity, "b n (f c) -> b (n f) c", f=self.config.frames_per_token)
+            out["mfcc_velocity"] = velocity[:, : mfcc.shape[1]]
+        return out
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

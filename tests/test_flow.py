@@ -1,0 +1,269 @@
+"""Rectified flow: noise / t sampling, exact solvers on known fields, CFG, training losses, long generation seams."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from omniges.models.flow import RectifiedFlow
+from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
+
+TINY = dict(
+    text_feature_dim=16, text_dim=32, audio_dim=32, gesture_dim=32, wavlm_dim=24, mfcc_dim=12, latent_dim=8,
+    num_codes=16, num_code_layers=2, vocab_size=50, depth=2, heads=2, dim_head=16, time_embed_dim=16, dim_cond=32,
+    audio_fusion_layers=1, audio_fusion_heads=2,
+)
+FLOW = RectifiedFlow()
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(seed: int = 0, **overrides) -> OmnigesTransformerModel:
+    """Tiny demo-shaped model with all parameters perturbed (so time modulation is not zero)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    model = OmnigesTransformerModel(OmnigesConfig.demo(**{**TINY, **overrides}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def tiny_batch(config: OmnigesConfig, b: int = 4, n: int = 6, seed: int = 1) -> dict:
+    """A training batch for every task (codes and text ids included)."""
+    g = torch.Generator().manual_seed(seed)
+    f = config.frames_per_token
+    return dict(
+        text=torch.randn(b, n, config.text_feature_dim, generator=g),
+        text_mask=torch.ones(b, n, dtype=torch.bool),
+        text_ids=torch.randint(0, config.vocab_size, (b, n), generator=g),
+        wavlm=torch.randn(b, f * n, config.wavlm_dim, generator=g),
+        mfcc=torch.randn(b, f * n, config.mfcc_dim, generator=g),
+        audio_mask=torch.ones(b, f * n, dtype=torch.bool),
+        gesture=torch.randn(b, n, config.gesture_latent_dim, generator=g),
+        gesture_mask=torch.ones(b, n, dtype=torch.bool),
+        codes={p: torch.randint(0, config.num_codes, (b, n, 6), generator=g) for p in config.gesture_parts},
+    )
+
+
+class ToyModel(nn.Module):
+    """Closed-form velocity field with the generator's call signature."""
+
+    def __init__(self, velocity, *, width: int = 3):
+        super().__init__()
+        self.velocity = velocity
+        self.config = SimpleNamespace(gesture_latent_dim=width, mfcc_dim=width, frames_per_token=4, shortcut=True)
+        self.calls = 0
+
+    def forward(self, *, gesture=None, gesture_known=None, mfcc=None, t_gesture, generate, **cond):
+        self.calls += 1
+        v = self.velocity(x=gesture, t=t_gesture, known=gesture_known, cond=dict(cond, mfcc=mfcc))
+        return {"gesture_velocity": v}
+
+
+def audio_cond(b: int = 2, n: int = 5) -> dict:
+    """A2G conditions for n gesture tokens."""
+    return dict(mfcc=torch.randn(b, 4 * n, 3), audio_mask=torch.ones(b, 4 * n, dtype=torch.bool))
+
+
+def first_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """The x0 the sampler draws first from a generator seeded with `seed`."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_sample_t_is_logit_normal_in_unit_interval_and_seeded():
+    t = FLOW.sample_t(4000, torch.Generator().manual_seed(0))
+    assert t.shape == (4000,) and 0 < t.min() and t.max() < 1
+    assert abs(t.median().item() - 0.5) < 0.03
+    shifted = FLOW.sample_t(4000, torch.Generator().manual_seed(0), logit_normal_mean=1.0)
+    assert shifted.median() > 0.65
+    torch.testing.assert_close(t, FLOW.sample_t(4000, torch.Generator().manual_seed(0)))
+
+
+def test_noise_is_straight_interpolation_with_velocity_target():
+    x1 = torch.randn(3, 5, 2)
+    t = torch.tensor([0.0, 0.3, 1.0])
+    x_t, v = FLOW.noise(x1, t, torch.Generator().manual_seed(0))
+    x0 = first_noise((3, 5, 2), 0)
+    torch.testing.assert_close(v, x1 - x0)
+    torch.testing.assert_close(x_t, t.view(3, 1, 1) * x1 + (1 - t.view(3, 1, 1)) * x0)
+    torch.testing.assert_close(x_t[2], x1[2])  # t = 1 is clean data
+    torch.testing.assert_close(x_t[0], x0[0])  # t = 0 is pure noise
+
+
+@pytest.mark.parametrize("steps", [1, 3, 8])
+def test_euler_with_true_velocity_recovers_point_data_exactly(steps):
+    target = torch.linspace(-2, 2, 5 * 3).view(1, 5, 3).expand(2, 5, 3)
+    model = ToyModel(lambda x, t, **_: (target - x) / (1 - t))
+    out = FLOW.sample(model, "a2g", audio_cond(), steps=steps, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, target, atol=1e-5, rtol=1e-5)
+    assert model.calls == steps
+
+
+def test_heun_is_more_accurate_than_euler_on_a_curved_field():
+    model = ToyModel(lambda x, t, **_: x * (1 + t))  # dx/dt = (1 + t) x  ->  x(1) = x0 exp(1.5)
+    exact = first_noise((2, 5, 3), 0) * torch.exp(torch.tensor(1.5))
+    errors = {}
+    for solver in ("euler", "heun"):
+        generator = torch.Generator().manual_seed(0)
+        out = FLOW.sample(model, "a2g", audio_cond(), steps=2, solver=solver, generator=generator)
+        errors[solver] = (out - exact).abs().max().item()
+    assert errors["heun"] < errors["euler"] / 4
+
+
+def test_guidance_mixes_conditional_and_unconditional_velocity():
+    model = ToyModel(lambda x, cond, **_: torch.ones_like(x) if cond["mfcc"] is not None else torch.zeros_like(x))
+    x0 = first_noise((2, 5, 3), 0)
+    for guidance in (1.0, 3.0):
+        out = FLOW.sample(model, "a2g", audio_cond(), steps=2, guidance=guidance,
+                          generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(out, x0 + guidance)
+
+
+def test_guidance_one_equals_plain_conditional_euler_on_the_real_model():
+    model = tiny_model().eval()
+    cond = {k: v[:2] for k, v in tiny_batch(model.config).items() if k in ("wavlm", "mfcc", "audio_mask", "text")}
+    out = FLOW.sample(model, "a2g", cond, steps=3, guidance=1.0, generator=torch.Generator().manual_seed(5))
+    x = first_noise((2, 6, model.config.gesture_latent_dim), 5)
+    with torch.no_grad():
+        for i in range(3):
+            times = dict(t_text=1.0, t_audio=1.0, t_gesture=i / 3, step_size=1 / 3)
+            v = model(**cond, gesture=x, **times, generate={"gesture"})
+            x = x + v["gesture_velocity"] / 3
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=1e-5)
+
+
+def test_sampling_is_deterministic_by_generator_seed():
+    model = tiny_model().eval()
+    cond = tiny_batch(model.config, b=1)
+    runs = [FLOW.sample(model, "a2g", cond, steps=2, guidance=2.0, generator=torch.Generator().manual_seed(s))
+            for s in (7, 7, 8)]
+    torch.testing.assert_close(runs[0], runs[1])
+    assert not torch.allclose(runs[0], runs[2])
+
+
+def test_sample_shapes_for_every_task():
+    model = tiny_model().eval()
+    c = model.config
+    batch = tiny_batch(c, b=2)
+    shapes = {"a2g": (2, 6, c.gesture_latent_dim), "t2g": (2, 6, c.gesture_latent_dim),
+              "g2a": (2, 24, c.mfcc_dim), "g2t": (2, 6, c.vocab_size)}
+    for task, shape in shapes.items():
+        out = FLOW.sample(model, task, batch, steps=1, guidance=1.5, solver="heun",
+                          generator=torch.Generator().manual_seed(0))
+        assert out.shape == shape, task
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("task", ["a2g", "t2g", "g2t", "g2a"])
+def test_training_step_losses_backpropagate_and_are_seeded(task):
+    model = tiny_model().train()
+    batch = tiny_batch(model.config)
+    losses = FLOW.training_step(model, batch, task, generator=torch.Generator().manual_seed(0))
+    expected = {"g2t": {"text_ce", "loss"}, "g2a": {"flow", "shortcut", "loss"}}.get(
+        task, {"flow", "shortcut", "code_ce", "loss"}
+    )
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) for v in losses.values())
+    losses["loss"].backward()
+    head = {"g2t": model.to_text_logits, "g2a": model.to_mfcc_velocity}.get(task, model.to_gesture_velocity)
+    assert head.weight.grad.abs().sum() > 0
+    again = FLOW.training_step(model, batch, task, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again["loss"], losses["loss"])
+
+
+def test_training_step_ignores_padded_frames():
+    model = tiny_model().train()
+    batch = tiny_batch(model.config, b=2)
+    batch["gesture_mask"][:, 4:] = False
+    scrambled = dict(batch, gesture=batch["gesture"].clone())
+    scrambled["gesture"][:, 4:] = 100.0
+    a = FLOW.training_step(model, batch, "t2g", generator=torch.Generator().manual_seed(0))
+    b = FLOW.training_step(model, scrambled, "t2g", generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a["loss"], b["loss"])
+
+
+def test_a_few_optimizer_steps_reduce_the_flow_loss():
+    model = tiny_model().train()
+    batch = tiny_batch(model.config, b=4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    flow = RectifiedFlow(shortcut_fraction=0.0, cfg_dropout=0.0, prefix_prob=0.0)
+    losses = []
+    for _ in range(25):
+        loss = flow.training_step(model, batch, "a2g", generator=torch.Generator().manual_seed(0))["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_shortcut_target_is_exact_for_straight_paths():
+    target = torch.randn(2, 5, 3)
+    model = ToyModel(lambda x, t, **_: (target - x) / (1 - torch.as_tensor(t).view(-1, 1, 1)))
+    x_t, t, d = torch.randn(2, 5, 3), torch.tensor([0.0, 0.25]), torch.tensor([0.25, 0.125])
+    sub = dict(inputs={}, times={}, x1=target, x_t=x_t, mask=torch.ones(2, 5, dtype=torch.bool), known=None, t=t)
+    bootstrap = FLOW._shortcut_target(model, "gesture", sub, d)
+    torch.testing.assert_close(bootstrap, (target - x_t) / (1 - t.view(2, 1, 1)))
+
+
+def test_inpainting_returns_known_frames_exactly():
+    model = tiny_model().eval()
+    cond = tiny_batch(model.config, b=2)
+    known = torch.randn(2, 6, model.config.gesture_latent_dim)
+    known_mask = torch.zeros(2, 6, dtype=torch.bool)
+    known_mask[:, :2] = True
+    out = FLOW.sample(model, "a2g", cond, steps=2, known=known, known_mask=known_mask,
+                      generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[:, :2], known[:, :2])
+    assert not torch.allclose(out[:, 2:], known[:, 2:])
+
+
+def test_generate_long_with_one_window_equals_sample():
+    model = tiny_model().eval()
+    cond = {k: v for k, v in tiny_batch(model.config, b=1).items() if k in ("wavlm", "mfcc", "audio_mask")}
+    whole = FLOW.sample(model, "a2g", cond, steps=2, generator=torch.Generator().manual_seed(3))
+    long = FLOW.generate_long(model, "a2g", cond, window=8, overlap=2, steps=2,
+                              generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(whole, long)
+
+
+RAMP = 0.05  # the toy motion's frame-to-frame step
+
+
+def continuation_velocity(x, t, known, **_):
+    """Toy field: a ramp of slope RAMP continuing the last known frame, or at a random offset without one."""
+    n = x.shape[1]
+    ramp = RAMP * torch.arange(n, dtype=x.dtype).view(1, n, 1)
+    if known is not None and known.any():
+        last = known.sum(dim=1) - 1  # known frames are a prefix
+        anchor = x[torch.arange(x.shape[0]), last].unsqueeze(1) - RAMP * last.view(-1, 1, 1)
+    else:
+        anchor = 3 * x.mean(dim=1, keepdim=True)
+    return (anchor + ramp - x) / (1 - t)
+
+
+@pytest.mark.parametrize("overlap", [0, 3])
+def test_generate_long_windows_join_without_seams(overlap):
+    model = ToyModel(continuation_velocity)
+    cond = audio_cond(b=2, n=40)
+    out = FLOW.generate_long(model, "a2g", cond, window=10, overlap=overlap, steps=1,
+                             generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 40, 3)
+    jumps = (out[:, 1:] - out[:, :-1]).abs()
+    if overlap:
+        assert jumps.max() <= 1.5 * RAMP  # no boundary moves more than a typical frame
+        torch.testing.assert_close(out[:, -1] - out[:, 0], torch.full((2, 3), 39 * RAMP))
+    else:
+        assert jumps.max() > 5 * RAMP  # the control: independent windows do jump

@@ -1,0 +1,222 @@
+"""OmnigesTransformerModel: shapes per task, masks, per-modality time conditioning, null path, configs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from omniges.models.omniges_transformer import (
+    OmnigesConfig,
+    OmnigesTransformerModel,
+    count_parameters,
+    seconds_positional_encoding,
+    sinkhorn,
+)
+
+TINY = dict(
+    text_feature_dim=16, text_dim=32, audio_dim=32, gesture_dim=32, wavlm_dim=24, mfcc_dim=12, latent_dim=8,
+    num_codes=16, num_code_layers=2, vocab_size=50, depth=2, heads=2, dim_head=16, time_embed_dim=16, dim_cond=32,
+    audio_fusion_layers=1, audio_fusion_heads=2,
+)
+
+
+def tiny_model(seed: int = 0, **overrides) -> OmnigesTransformerModel:
+    """A tiny demo-shaped model with every parameter perturbed (MMDiT zero-inits its time modulation)."""
+    torch.manual_seed(seed)
+    random.seed(seed)  # mHC hyper-connections pick their initial stream with Python's random
+    model = OmnigesTransformerModel(OmnigesConfig.demo(**{**TINY, **overrides}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+def tiny_inputs(config: OmnigesConfig, b: int = 2, n: int = 6, seed: int = 1) -> dict[str, torch.Tensor]:
+    """Random inputs for all three streams, n gesture tokens (4n audio frames)."""
+    g = torch.Generator().manual_seed(seed)
+    f = config.frames_per_token
+    return dict(
+        text=torch.randn(b, n, config.text_feature_dim, generator=g),
+        text_mask=torch.ones(b, n, dtype=torch.bool),
+        wavlm=torch.randn(b, f * n, config.wavlm_dim, generator=g),
+        mfcc=torch.randn(b, f * n, config.mfcc_dim, generator=g),
+        audio_mask=torch.ones(b, f * n, dtype=torch.bool),
+        gesture=torch.randn(b, n, config.gesture_latent_dim, generator=g),
+        gesture_mask=torch.ones(b, n, dtype=torch.bool),
+    )
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TIMES = dict(t_text=1.0, t_audio=1.0, t_gesture=0.4)
+
+
+def test_configs_presets_round_trip_and_reject_unknown_keys():
+    full, demo = OmnigesConfig.full(), OmnigesConfig.demo()
+    assert (full.text_dim, full.audio_dim, full.gesture_latent_dim, full.depth, full.num_residual_streams) == (
+        1024, 512, 512, 12, 4,
+    )
+    assert full.tokens_per_second == 7.5
+    assert demo.num_residual_streams == 2 and demo.depth == 4 and demo.text_feature_dim == 384
+    assert OmnigesConfig.from_dict(demo.to_dict()) == demo
+    with pytest.raises(ValueError, match="depht"):
+        OmnigesConfig.from_dict({"depht": 3})
+
+
+def test_full_size_parameter_count_on_meta_device():
+    with torch.device("meta"):
+        full = count_parameters(OmnigesTransformerModel(OmnigesConfig.full()))
+        demo = count_parameters(OmnigesTransformerModel(OmnigesConfig.demo()))
+    assert 300e6 < full < 360e6
+    assert 5e6 < demo < 12e6
+
+
+@pytest.mark.parametrize(
+    ("generate", "drop"),
+    [({"gesture"}, ()), ({"gesture"}, ("wavlm", "mfcc", "audio_mask")), ({"text"}, ("text",)), ({"audio"}, ("wavlm",))],
+)
+def test_output_shapes_per_task(generate, drop):
+    model = tiny_model()
+    c = model.config
+    inputs = {k: v for k, v in tiny_inputs(c).items() if k not in drop}
+    with torch.no_grad():
+        out = model(**inputs, **TIMES, generate=generate)
+    assert set(out) == {
+        "gesture": {"gesture_velocity", "code_logits"}, "text": {"text_logits"}, "audio": {"mfcc_velocity"}
+    }[next(iter(generate))]
+    if "gesture" in generate:
+        assert out["gesture_velocity"].shape == (2, 6, c.gesture_latent_dim)
+        assert set(out["code_logits"]) == set(c.gesture_parts)
+        assert all(v.shape == (2, 6, 2, 16) for v in out["code_logits"].values())
+    if "text" in generate:
+        assert out["text_logits"].shape == (2, 6, c.vocab_size)
+    if "audio" in generate:
+        assert out["mfcc_velocity"].shape == (2, 24, c.mfcc_dim)
+
+
+def test_audio_frames_not_multiple_of_token_are_padded_and_cropped():
+    model = tiny_model()
+    inputs = tiny_inputs(model.config)
+    inputs = {**inputs, "wavlm": None, "mfcc": inputs["mfcc"][:, :22], "audio_mask": inputs["audio_mask"][:, :22]}
+    with torch.no_grad():
+        out = model(**inputs, **TIMES, generate={"audio"})
+    assert out["mfcc_velocity"].shape == (2, 22, model.config.mfcc_dim)
+
+
+def test_padding_positions_never_change_valid_outputs():
+    model = tiny_model()
+    inputs = tiny_inputs(model.config, n=6)
+    masks = dict(
+        text_mask=torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool),
+        gesture_mask=torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]], dtype=torch.bool),
+    )
+    masks["audio_mask"] = masks["gesture_mask"].repeat_interleave(4, dim=1)
+    inputs.update(masks)
+    scrambled = dict(inputs)
+    for key, mask_key in (("text", "text_mask"), ("gesture", "gesture_mask"), ("wavlm", "audio_mask"),
+                          ("mfcc", "audio_mask")):
+        pad = ~inputs[mask_key].unsqueeze(-1)
+        scrambled[key] = torch.where(pad, torch.randn_like(inputs[key]) * 10, inputs[key])
+    with torch.no_grad():
+        a = model(**inputs, **TIMES, generate={"gesture"})["gesture_velocity"]
+        b = model(**scrambled, **TIMES, generate={"gesture"})["gesture_velocity"]
+    valid = masks["gesture_mask"]
+    torch.testing.assert_close(a[valid], b[valid], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(a[~valid], b[~valid])  # the scrambled padding did reach the padded outputs
+
+
+def test_absent_stream_equals_fully_masked_stream():
+    model = tiny_model()
+    inputs = tiny_inputs(model.config)
+    masked = {**inputs, "text_mask": torch.zeros_like(inputs["text_mask"])}
+    absent = {**inputs, "text": None, "text_mask": None}
+    with torch.no_grad():
+        a = model(**masked, **{**TIMES, "t_text": 0.0}, generate={"gesture"})["gesture_velocity"]
+        b = model(**absent, **{**TIMES, "t_text": 0.0}, generate={"gesture"})["gesture_velocity"]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_per_sample_absence_matches_absence_in_its_own_batch():
+    model = tiny_model()
+    inputs = tiny_inputs(model.config)
+    text_mask = inputs["text_mask"].clone()
+    text_mask[1] = False
+    t_text = torch.tensor([1.0, 0.0])
+    with torch.no_grad():
+        mixed = model(**{**inputs, "text_mask": text_mask}, **{**TIMES, "t_text": t_text}, generate={"gesture"})
+        alone = model(
+            **{k: (v[1:] if v is not None else None) for k, v in {**inputs, "text": None, "text_mask": None}.items()},
+            **{**TIMES, "t_text": 0.0}, generate={"gesture"},
+        )
+    torch.testing.assert_close(mixed["gesture_velocity"][1:], alone["gesture_velocity"], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("changed", ["t_text", "t_audio", "t_gesture", "step_size"])
+def test_each_modality_time_enters_time_cond(changed):
+    model = tiny_model()
+    inputs = tiny_inputs(model.config)
+    base = {**TIMES, "step_size": 0.0}
+    with torch.no_grad():
+        a = model(**inputs, **base, generate={"gesture"})["gesture_velocity"]
+        b = model(**inputs, **{**base, changed: 0.5 if base[changed] != 0.5 else 0.9}, generate={"gesture"})
+    assert (a - b["gesture_velocity"]).abs().max() > 1e-3
+
+
+def test_condition_cache_gives_identical_outputs():
+    model = tiny_model()
+    inputs = tiny_inputs(model.config)
+    cache: dict = {}
+    with torch.no_grad():
+        plain = model(**inputs, **TIMES, generate={"gesture"})["gesture_velocity"]
+        model(**inputs, **TIMES, generate={"gesture"}, cache=cache)
+        cached = model(**inputs, **TIMES, generate={"gesture"}, cache=cache)["gesture_velocity"]
+    assert set(cache) == {"text", "audio"}
+    torch.testing.assert_close(plain, cached)
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    grads = []
+    for flag in (False, True):
+        model = tiny_model(gradient_checkpointing=flag).train()
+        out = model(**tiny_inputs(model.config), **TIMES, generate={"gesture"})
+        out["gesture_velocity"].square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_seconds_positional_encoding_aligns_streams_by_time():
+    seconds = torch.tensor([0.0, 4 / 30, 8 / 30])
+    pe = seconds_positional_encoding(seconds, 16)
+    assert pe.shape == (3, 16)
+    torch.testing.assert_close(pe[0], torch.cat((torch.zeros(8), torch.ones(8))))
+    assert not torch.allclose(pe[1], pe[2])
+
+
+@pytest.mark.slow
+def test_full_size_forward_backward():
+    torch.manual_seed(0)
+    model = OmnigesTransformerModel(OmnigesConfig.full(gradient_checkpointing=True)).train()
+    inputs = tiny_inputs(model.config, b=1, n=4)
+    out = model(**inputs, **TIMES, generate={"gesture"})
+    assert out["gesture_velocity"].shape == (1, 4, 512)
+    out["gesture_velocity"].square().mean().backward()
+    assert model.gesture_in.weight.grad.abs().sum() > 0
+
+
+def test_fast_sinkhorn_matches_the_package():
+    from hyper_connections.mHCv2 import sinkhorn_knopps
+
+    log_alpha = torch.randn(2, 7, 4, 4) * 3
+    torch.testing.assert_close(sinkhorn(log_alpha), sinkhorn_knopps(log_alpha))
+    modules = tiny_model().modules()
+    constraints = [m.residual_mix_constraint_fn for m in modules if hasattr(m, "residual_mix_constraint_fn")]
+    assert constraints and all(fn.func is sinkhorn for fn in constraints)

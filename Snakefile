@@ -5,8 +5,12 @@ configfile: "params.yaml"
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/tokenizer.smk"
 
 
 rule all:
     input:
         rules.preprocess.output,
+        rules.features.output,
+        rules.cache_latents.output,

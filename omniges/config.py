@@ -56,6 +56,62 @@ class DataParams(Strict):
         return Path(self.synthetic_root)
 
 
+class WavLMParams(Strict):
+    path: str = ""
+    config: Literal["base", "tiny"] = "base"
+    layer: int | Literal["mean"] = "mean"
+    seed: int = 0
+
+
+class TextParams(Strict):
+    path: str = ""
+
+
+class FeaturesParams(Strict):
+    wavlm: WavLMParams = WavLMParams()
+    text: TextParams = TextParams()
+    n_mfcc: int = Field(128, ge=13, le=256)
+    vocab_min_count: int = Field(1, ge=1)
+
+
+class RvqvaeModelParams(Strict):
+    width: int = Field(512, ge=8)
+    code_dim: int = Field(128, ge=4)
+    depth: int = Field(3, ge=1)
+    dilation_growth_rate: int = Field(3, ge=1)
+    down_t: Literal[2] = 2
+    num_quantizers: int = Field(6, ge=1)
+    nb_code: int = Field(1024, ge=2)
+
+
+class RvqvaeTrainParams(Strict):
+    steps: int = Field(1200, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    warmup_steps: int = Field(100, ge=0)
+    commit_weight: float = Field(0.02, ge=0)
+    velocity_weight: float = Field(0.5, ge=0)
+    seed: int = 0
+
+
+class RvqvaeImport(Strict):
+    upper: str = ""
+    hands: str = ""
+    lower_trans: str = ""
+    face: str = ""
+
+
+class RvqvaeParams(Strict):
+    window: int = Field(64, ge=8, multiple_of=4)
+    stride: int = Field(8, ge=1)
+    model: RvqvaeModelParams = RvqvaeModelParams()
+    train: RvqvaeTrainParams = RvqvaeTrainParams()
+    import_: RvqvaeImport = Field(RvqvaeImport(), alias="import")
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        return super().model_dump(by_alias=True, **kwargs)
+
+
 class TrackingParams(Strict):
     experiment: str = "omniges"
     uri: str = ""
@@ -67,6 +123,8 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     seed: int = 0
     data: DataParams = DataParams()
+    features: FeaturesParams = FeaturesParams()
+    rvqvae: RvqvaeParams = RvqvaeParams()
     tracking: TrackingParams = TrackingParams()
 
     def section(self, name: str) -> dict[str, Any]:

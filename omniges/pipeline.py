@@ -53,3 +53,113 @@ def preprocess(params: Params) -> dict[str, Any]:
         if report["clips_skipped"]:
             log.warning("skipped clips:\n%s", json.dumps(report["skipped"], indent=1))
     return report
+
+
+def features(params: Params) -> dict[str, Any]:
+    """clips.lmdb -> features.lmdb + vocab.json (WavLM, MFCC, text states, word ids per motion frame)."""
+    from omniges.features.audio import WavLMFeatures
+    from omniges.features.extract import extract_features
+    from omniges.features.text import TextEncoder
+
+    cfg = params.section("features")
+    with _run("features", params, ("features",)) as run:
+        wavlm = WavLMFeatures.from_params(**cfg["wavlm"])
+        if wavlm.random_init:
+            run.set_tag("wavlm", "RANDOM INIT (no pretrained weights); set features.wavlm.path for real features")
+        text = TextEncoder.from_params(path=cfg["text"]["path"] or None)
+        report = extract_features(CACHE, wavlm=wavlm, text=text, n_mfcc=cfg["n_mfcc"],
+                                  vocab_min_count=cfg["vocab_min_count"])
+        run.log_metrics(report)
+        run.log_artifact(CACHE / "vocab.json")
+    return report
+
+
+def rvqvae(params: Params, part: str) -> dict[str, Any]:
+    """Train (or import) the RVQVAE of one body part -> results/rvqvae/<part>.pth + <part>.json."""
+    from omniges.training.tokenizer import build_tokenizer
+
+    cfg = params.section("rvqvae")
+    out = Path("results/rvqvae")
+    with _run(f"rvqvae_{part}", params, ("rvqvae",)) as run:
+        metrics = build_tokenizer(
+            CACHE, out, part, model=cfg["model"], train=cfg["train"], window=cfg["window"], stride=cfg["stride"],
+            face_jaw=params.data.face_jaw, import_path=cfg["import"][part],
+            log_fn=lambda record: run.log_metrics(record, step=int(record["step"])),
+        )
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        for key in ("perplexity", "codes_used", "code_usage", "dead_codes"):
+            for layer, value in enumerate(metrics.get(f"val_report_{key}") or []):
+                scalars[f"{key}_q{layer}"] = value
+        run.log_metrics(scalars)
+        run.log_artifact(out / f"{part}.json")
+    angle = metrics.get("val_report_joint_angle_error_deg")
+    log.info("rvqvae_%s: val joint-angle error %s deg", part, f"{angle:.2f}" if angle is not None else "n/a")
+    return metrics
+
+
+def cache_latents(params: Params) -> dict[str, Any]:
+    """Encode every clip with the four part RVQVAEs -> data/cache/latents.lmdb (latents + codes)."""
+    from omniges.training.tokenizer import cache_latents as encode_all
+
+    with _run("cache_latents", params, ("rvqvae",)) as run:
+        summary = encode_all(CACHE, "results/rvqvae", face_jaw=params.data.face_jaw)
+        scales = {f"latent_scale_{k}": v for k, v in summary["latent_scale"].items()}
+        run.log_metrics({"clips": summary["clips"], **scales})
+    return summary
+
+
+def train_evaluator(params: Params) -> dict[str, Any]:
+    """FGD feature extractor: train EMAGE's VAESKConv on the corpus, or import AESKConv_240_100.bin strictly."""
+    import numpy as np
+    import torch
+
+    from omniges.data.dataset import plan_windows
+    from omniges.data.store import LmdbReader
+    from omniges.evaluation.evaluator import VAESKConv, load_evaluator, poses_to_rot6d, save_evaluator, train_evaluator
+
+    cfg = params.section("evaluation")["evaluator"]
+    out = Path("results/evaluator.pth")
+    with _run("train_evaluator", params, ("evaluation",)) as run:
+        if cfg["import"]:
+            model = load_evaluator(cfg["import"], kintree_path=cfg["kintree"] or None)
+            save_evaluator(model, out)
+            summary: dict[str, Any] = {"imported": cfg["import"]}
+        else:
+            clips = LmdbReader(CACHE / "clips.lmdb")
+            index = clips.meta["index"]
+            lengths = {k: v["n_frames"] for k, v in index.items() if v["split"] in ("train", "additional")}
+            windows = []
+            for window in plan_windows(lengths, length=cfg["window"], stride=cfg["stride"]):
+                if window.frames == cfg["window"]:
+                    poses = clips[window.clip_id]["poses"][window.start : window.start + window.frames]
+                    windows.append(poses_to_rot6d(poses))
+            torch.manual_seed(cfg["seed"])
+            model = VAESKConv()
+            result = train_evaluator(model, np.stack(windows).astype(np.float32), steps=cfg["steps"],
+                                     batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"])
+            for step, loss in enumerate(result["loss_history"][:: max(1, cfg["steps"] // 50)]):
+                run.log_metrics({"loss": loss}, step=step * max(1, cfg["steps"] // 50))
+            summary = {"windows": len(windows), **{f"final_{k}": v for k, v in result["final"].items()}}
+            save_evaluator(model, out)
+        run.log_metrics(summary)
+    return summary
+
+
+def train(params: Params, experiment: str) -> dict[str, Any]:
+    """Train the generator for one experiment -> results/models/<experiment>/model.pt + train_metrics.json."""
+    from omniges.training.generator import train_generator
+
+    cfg = params.section("training")
+    if experiment not in cfg["experiments"]:
+        raise ValueError(f"unknown experiment {experiment!r}; params.yaml defines {sorted(cfg['experiments'])}")
+    out = Path("results/models") / experiment
+    training = {**cfg["common"], **cfg["experiments"][experiment]}
+    with _run(f"train_{experiment}", params, ("model", "flow", "training")) as run:
+        summary = train_generator(
+            experiment, cache_dir=CACHE, rvqvae_dir="results/rvqvae", out_dir=out, model=params.section("model"),
+            training=training, flow=params.section("flow"), loss=cfg["loss"], window=cfg["window"],
+            stride=cfg["stride"], face_jaw=params.data.face_jaw, log_metrics=run.log_metrics,
+        )
+        run.log_metrics(summary)
+        run.log_artifact(out / "train_metrics.json")
+    return summary

@@ -1,7 +1,5 @@
 """One DAG: the Snakefile and dvc.yaml must declare the same stages with the same data inputs and outputs."""
 
-import csv
-import io
 import shutil
 import subprocess
 import sys
@@ -17,29 +15,37 @@ def _norm(path: str) -> str:
 
 
 def dvc_stages() -> dict[str, dict[str, set[str]]]:
+    """dvc.yaml stages; a `foreach` stage is the union over its items (Snakemake: one rule, many jobs)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    out = {}
+    out: dict[str, dict[str, set[str]]] = {}
     for name, stage in stages.items():
-        outs = set()
-        for key in ("outs", "metrics", "plots"):
-            for item in stage.get(key, []):
-                outs.add(_norm(next(iter(item)) if isinstance(item, dict) else item))
-        out[name] = {"deps": {_norm(d) for d in stage.get("deps", [])}, "outs": outs}
+        items = [(item, stage["do"]) for item in stage["foreach"]] if "foreach" in stage else [(None, stage)]
+        merged = out.setdefault(name, {"deps": set(), "outs": set()})
+        for item, body in items:
+            fill = (lambda p, item=item: _norm(p.replace("${item}", str(item)))) if item else _norm
+            for key in ("outs", "metrics", "plots"):
+                for entry in body.get(key, []):
+                    merged["outs"].add(fill(next(iter(entry)) if isinstance(entry, dict) else entry))
+            merged["deps"] |= {fill(d) for d in body.get("deps", [])}
     return out
 
 
 def snakemake_stages() -> dict[str, dict[str, set[str]]]:
+    """Rules with the union of their jobs' inputs/outputs, read from a forced dry run of `all`."""
     exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
-    summary = subprocess.run(
-        [exe, "--detailed-summary", "-c1", "--forceall", "all"], cwd=ROOT, capture_output=True, text=True,
-        check=True,
+    text = subprocess.run(
+        [exe, "-n", "--forceall", "-c1", "all"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    rows = csv.DictReader(io.StringIO(summary[summary.index("output_file") :]), delimiter="\t")
     out: dict[str, dict[str, set[str]]] = {}
-    for row in rows:
-        stage = out.setdefault(row["rule"], {"deps": set(), "outs": set()})
-        stage["outs"].add(_norm(row["output_file"]))
-        stage["deps"] |= {_norm(p) for p in row["input-file(s)"].split(",") if p and p != "-"}
+    rule = None
+    for line in text.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+            if rule != "all":
+                out.setdefault(rule, {"deps": set(), "outs": set()})
+        elif rule in out and line.strip().startswith(("input:", "output:")):
+            key, _, files = line.strip().partition(": ")
+            out[rule]["deps" if key == "input" else "outs"] |= {_norm(f) for f in files.split(", ") if f}
     return out
 
 

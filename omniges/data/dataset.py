@@ -46,6 +46,11 @@ def plan_windows(lengths: dict[str, int], *, length: int, stride: int) -> list[W
     return windows
 
 
+def normalize(values: np.ndarray, stats: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """(T, D) features standardised with the train statistics stored by the features stage."""
+    return ((values.astype(np.float32) - stats[f"{name}_mean"]) / stats[f"{name}_std"]).astype(np.float32)
+
+
 def pool_tokens(frames: np.ndarray) -> np.ndarray:
     """(T, D) per-frame values -> (T/4, D) means over each 4-frame group."""
     return frames.reshape(-1, FRAMES_PER_TOKEN, frames.shape[-1]).mean(1)
@@ -69,6 +74,9 @@ class OmnigesDataset(Dataset):
         self.features = LmdbReader(cache_dir / "features.lmdb")
         self.latents = LmdbReader(cache_dir / "latents.lmdb")
         self.with_parts = with_parts
+        self.latent_scale = self.latents.meta["latent_scale"]
+        feature_stats = self.features.meta["stats"]
+        self.audio_stats = {k: feature_stats[k] for k in ("wavlm_mean", "wavlm_std", "mfcc_mean", "mfcc_std")}
         stats = np.load(stats_path or cache_dir / "stats.npz")
         self.stats = {name: (stats[f"{name}_mean"], stats[f"{name}_std"]) for name in PART_NAMES}
         index = self.clips.meta["index"]
@@ -92,12 +100,14 @@ class OmnigesDataset(Dataset):
         item: dict[str, np.ndarray | str | int] = {
             "clip_id": window.clip_id,
             "start": window.start,
-            "wavlm": feats["wavlm"][a:b].astype(np.float32),
-            "mfcc": feats["mfcc"][a:b].astype(np.float32),
+            "wavlm": normalize(feats["wavlm"][a:b], self.audio_stats, "wavlm"),
+            "mfcc": normalize(feats["mfcc"][a:b], self.audio_stats, "mfcc"),
             "text": pool_tokens(feats["text"][a:b].astype(np.float32)),
             "word_ids": token_words(feats["word_ids"][a:b]).astype(np.int64),
             "has_text": np.bool_(feats["has_text"]),
-            "gesture": np.concatenate([lat["latents"][p][ta:tb] for p in PART_NAMES], -1).astype(np.float32),
+            "gesture": np.concatenate(
+                [lat["latents"][p][ta:tb] / self.latent_scale[p] for p in PART_NAMES], -1
+            ).astype(np.float32),
             "codes": np.stack([lat["codes"][p][ta:tb] for p in PART_NAMES], 1).astype(np.int64),
         }
         if self.with_parts:

@@ -8,6 +8,7 @@ finished clip kept and no clip half-present.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from collections.abc import Iterator
@@ -57,6 +58,7 @@ class LmdbWriter:
         self.env.close()
         old = self.path.with_name(self.path.name + ".old")
         if self.path.exists():
+            _close_readonly(self.path)
             self.path.rename(old)
         self.partial.rename(self.path)
         shutil.rmtree(old, ignore_errors=True)
@@ -66,6 +68,23 @@ class LmdbWriter:
         self.env.close()
 
 
+_OPEN: dict[tuple[int, str], lmdb.Environment] = {}
+
+
+def _open_readonly(path: Path) -> lmdb.Environment:
+    """One environment per (process, directory): LMDB refuses a second open of the same one in a process."""
+    key = (os.getpid(), str(path.resolve()))
+    if key not in _OPEN:
+        _OPEN[key] = lmdb.open(str(path), readonly=True, lock=False, subdir=True, readahead=False)
+    return _OPEN[key]
+
+
+def _close_readonly(path: Path) -> None:
+    env = _OPEN.pop((os.getpid(), str(path.resolve())), None)
+    if env is not None:
+        env.close()
+
+
 class LmdbReader:
     """Read-only view of a sealed cache: `reader[key]`, `reader.keys`, `reader.meta`."""
 
@@ -73,11 +92,11 @@ class LmdbReader:
         self.path = Path(path)
         if not self.path.is_dir():
             raise CacheError(f"{self.path}: cache not found (run the stage that builds it)")
-        self.env = lmdb.open(str(self.path), readonly=True, lock=False, subdir=True, readahead=False)
+        self.env = _open_readonly(self.path)
         with self.env.begin() as txn:
             raw = txn.get(META_KEY)
         if raw is None:
-            self.env.close()
+            _close_readonly(self.path)
             raise CacheError(f"{self.path}: incomplete cache (no {META_KEY.decode()} record); rebuild it")
         self.meta: dict[str, Any] = pickle.loads(raw)
         self.keys: list[str] = list(self.meta["keys"])
@@ -101,7 +120,7 @@ class LmdbReader:
             yield key, self[key]
 
     def close(self) -> None:
-        self.env.close()
+        _close_readonly(self.path)
 
     def __getstate__(self) -> dict[str, Any]:  # reopen lazily in DataLoader workers
         return {"path": self.path}

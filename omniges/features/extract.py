@@ -52,6 +52,33 @@ def clip_features(
     }
 
 
+def feature_stats(writer: LmdbWriter, train_keys: list[str]) -> dict[str, np.ndarray]:
+    """Per-dimension train mean/std of WavLM and MFCC (the generator normalises its audio inputs with them)."""
+    import pickle
+
+    sums: dict[str, list] = {}
+    with writer.env.begin() as txn:
+        for key in train_keys:
+            raw = txn.get(key.encode())
+            if raw is None:
+                continue
+            record = pickle.loads(raw)
+            for name in ("wavlm", "mfcc"):
+                value = record[name].astype(np.float64)
+                total = sums.setdefault(name, [0.0, 0.0, 0])
+                total[0] += value.sum(0)
+                total[1] += (value**2).sum(0)
+                total[2] += len(value)
+    if not sums:
+        raise ValueError("no training clips with features: cannot compute feature statistics")
+    out = {}
+    for name, (s1, s2, n) in sums.items():
+        mean = s1 / n
+        out[f"{name}_mean"] = mean.astype(np.float32)
+        out[f"{name}_std"] = np.sqrt(np.maximum(s2 / n - mean**2, 1e-8)).astype(np.float32)
+    return out
+
+
 def extract_features(
     cache_dir: str | Path, *, wavlm: WavLMFeatures, text: TextEncoder, n_mfcc: int = 128, vocab_min_count: int = 1,
     progress: bool = True,
@@ -78,6 +105,7 @@ def extract_features(
     except BaseException:
         writer.abort()
         raise
+    stats = feature_stats(writer, [k for k, v in clips.meta["index"].items() if v["split"] in ("train", "additional")])
     report = {
         "clips": len(clips),
         "clips_resumed": len(done),
@@ -89,6 +117,6 @@ def extract_features(
     }
     writer.seal({
         "stage": "features", "wavlm": wavlm.source, "wavlm_random_init": wavlm.random_init, "text": text.source,
-        "text_dim": text.dim, "wavlm_dim": wavlm.dim, "n_mfcc": n_mfcc, "vocab_size": len(vocab),
+        "text_dim": text.dim, "wavlm_dim": wavlm.dim, "n_mfcc": n_mfcc, "vocab_size": len(vocab), "stats": stats,
     })
     return report

@@ -10,6 +10,7 @@ s(x_t + d s(x_t, t, d), t + d, d)) / 2, so sampling with N steps passes d = 1/N 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 from omniges.models.omniges_transformer import default, exists
 
 Task = Literal["a2g", "t2g", "g2t", "g2a"]
+AuxLoss = Callable[[str, Tensor, Tensor], dict[str, Tensor]]
 TASK_GENERATES = {"a2g": "gesture", "t2g": "gesture", "g2t": "text", "g2a": "audio"}
 TASK_CONDITIONS = {"a2g": ("audio", "text"), "t2g": ("text",), "g2t": ("gesture",), "g2a": ("gesture",)}
 STREAM_KEYS = {
@@ -154,8 +156,12 @@ class RectifiedFlow:
         *,
         cfg_dropout: float | None = None,
         generator: torch.Generator | None = None,
+        aux_loss: AuxLoss | None = None,
     ) -> dict[str, Tensor]:
         """Losses of one batch for one task; 'loss' is the weighted sum to back-propagate.
+
+        `aux_loss(stream, x1_pred, rows)` adds weighted terms computed on the one-step clean estimate
+        x1_pred = x_t + (1 - t) v of the flow (not shortcut) rows, e.g. pose-space losses through the decoders.
 
         Batch keys (masks True = valid): gesture (b, n, parts * latent), gesture_mask; wavlm (b, 4n, 768), mfcc
         (b, 4n, 128), audio_mask; text (b, n, text_feature_dim), text_mask, text_ids (b, n) per-frame G2T targets;
@@ -168,7 +174,7 @@ class RectifiedFlow:
         inputs, times = condition_inputs(task, batch, self.condition_drop(task, b, p, generator, device))
         if stream == "text":
             return self._text_step(model, batch, inputs, times)
-        return self._flow_step(model, batch, stream, inputs, times, generator)
+        return self._flow_step(model, batch, stream, inputs, times, generator, aux_loss)
 
     def _text_step(
         self, model: nn.Module, batch: dict[str, Any], inputs: dict[str, Any], times: dict[str, Tensor]
@@ -194,6 +200,7 @@ class RectifiedFlow:
         inputs: dict[str, Any],
         times: dict[str, Tensor],
         generator: torch.Generator | None,
+        aux_loss: AuxLoss | None = None,
     ) -> dict[str, Tensor]:
         """Flow (and shortcut) velocity MSE on the generated stream, plus code CE when codes are given."""
         x1 = batch[DATA_KEY[stream]]
@@ -248,6 +255,12 @@ class RectifiedFlow:
         if with_codes:
             losses["code_ce"] = self._code_ce(out["code_logits"], batch["codes"], loss_mask)
             loss = loss + self.code_weight * losses["code_ce"]
+        if exists(aux_loss) and bool((~shortcut).any()):
+            rows = ~shortcut
+            x1_pred = x_t[rows] + rearrange(1 - t[rows], "b -> b 1 1") * pred[rows]
+            for name, value in aux_loss(stream, x1_pred, rows).items():
+                losses[name] = value
+                loss = loss + value
         losses["loss"] = loss
         return losses
 

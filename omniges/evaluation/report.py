@@ -1,0 +1,130 @@
+"""Metric tables with reference rows: every generated result next to ground truth and baselines on the same clips.
+
+Rows: `generated`, `ground_truth` (where a metric is defined on GT alone: BC, L1div, sync), `random_clip`
+(another test clip's motion / text / audio, cut or tiled to length) and `mean_pose` / `mean_audio`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omniges.evaluation import metrics
+from omniges.evaluation.evaluator import VAESKConv, latents, poses_to_rot6d
+from omniges.evaluation.sync import speech_motion_sync
+from omniges.render.skeleton import forward_kinematics
+
+BC_MIN_FRAMES = 150  # BC trims 2 s at each end: shorter clips have no beats to score
+
+
+@dataclass
+class Motion:
+    """One clip's SMPL-X motion (and its speech, for audio-aligned metrics)."""
+
+    poses: np.ndarray
+    expressions: np.ndarray
+    trans: np.ndarray | None = None
+    audio: np.ndarray | None = None
+    sr: int = 16000
+    words: list[str] = field(default_factory=list)
+
+    def cut(self, frames: int) -> Motion:
+        """The first `frames` frames, tiling the clip when it is shorter."""
+        reps = -(-frames // len(self.poses))
+        tile = lambda x: np.concatenate([x] * reps)[:frames]  # noqa: E731
+        return Motion(tile(self.poses), tile(self.expressions), None, self.audio, self.sr, self.words)
+
+
+def fk_no_translation(poses: np.ndarray) -> np.ndarray:
+    """Joint positions for BC/L1div, posed without translation as EMAGE does."""
+    return forward_kinematics(np.asarray(poses), None)
+
+
+def gesture_metrics(
+    reference: list[Motion], candidate: list[Motion], *, evaluator: VAESKConv, mean_vel: np.ndarray, fps: int = 30,
+) -> dict[str, float]:
+    """FGD, BC, L1div, sync_z, face MSE/LVD (expression space), velocity consistency of `candidate` vs `reference`."""
+    real_lat = np.concatenate([latents(evaluator, poses_to_rot6d(m.poses)) for m in reference])
+    gen_lat = np.concatenate([latents(evaluator, poses_to_rot6d(m.poses)) for m in candidate])
+    joints = [fk_no_translation(m.poses) for m in candidate]
+    ref_joints = [fk_no_translation(m.poses) for m in reference]
+    out: dict[str, float] = {"fgd": metrics.fgd(real_lat, gen_lat), "l1div": metrics.l1_diversity(joints)}
+    scored = [(m, j, ref) for m, j, ref in zip(candidate, joints, reference, strict=True)
+              if ref.audio is not None and len(m.poses) >= BC_MIN_FRAMES]
+    if scored:
+        out["bc"] = metrics.weighted_mean(
+            [metrics.beat_consistency(ref.audio, ref.sr, j, fps, mean_vel=mean_vel) for _, j, ref in scored],
+            [len(m.poses) - 120 for m, _, _ in scored],
+        )
+        out["sync_z"] = float(np.mean([speech_motion_sync(ref.audio, ref.sr, m.poses, fps)["sync_z"]
+                                       for m, _, ref in scored]))
+    frames = [len(m.poses) for m in candidate]
+    face = [metrics.face_metrics(m.expressions, r.expressions[: len(m.expressions)], space="expressions")
+            for m, r in zip(candidate, reference, strict=True)]
+    for key in face[0]:
+        out[key] = metrics.weighted_mean([f[key] for f in face], frames)
+    vel = [metrics.velocity_consistency(j, r[: len(j)], fps) for j, r in zip(joints, ref_joints, strict=True)]
+    for key in vel[0]:
+        out[key] = metrics.weighted_mean([v[key] for v in vel], frames)
+    return out
+
+
+def random_clip_baseline(reference: list[Motion], seed: int = 0) -> list[Motion]:
+    """Each clip's motion replaced by another test clip's (a derangement), cut or tiled to length."""
+    n = len(reference)
+    order = np.roll(np.arange(n), 1 + np.random.default_rng(seed).integers(0, max(1, n - 1))) if n > 1 else [0]
+    return [reference[int(j)].cut(len(reference[i].poses)) for i, j in enumerate(order)]
+
+
+def mean_pose_baseline(reference: list[Motion], mean_poses: np.ndarray, mean_expressions: np.ndarray) -> list[Motion]:
+    """The train-set mean pose held still for each clip's length."""
+    return [Motion(np.repeat(mean_poses[None], len(m.poses), 0), np.repeat(mean_expressions[None], len(m.poses), 0))
+            for m in reference]
+
+
+def text_metrics(hyps: list[str], refs: list[str]) -> dict[str, float]:
+    return {"bleu": metrics.bleu(hyps, refs), "rouge_l": metrics.rouge_l(hyps, refs)}
+
+
+def audio_metrics(ref_logmel: list[np.ndarray], gen_logmel: list[np.ndarray], *, n_ceps: int = 25) -> dict[str, float]:
+    """MCD-DTW on mel-cepstra (c0 excluded) and log-mel L1, averaged over clips; inputs (T, n_mels) natural-log mel."""
+    mcd = [metrics.mcd_dtw(metrics.mel_cepstrum(2 * r, n_ceps), metrics.mel_cepstrum(2 * g, n_ceps))
+           for r, g in zip(ref_logmel, gen_logmel, strict=True)]
+    dist = [metrics.log_mel_distance(r, g) for r, g in zip(ref_logmel, gen_logmel, strict=True)]
+    return {"mcd_dtw": float(np.mean(mcd)), "log_mel_l1": float(np.mean(dist))}
+
+
+def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
+    """Rows x metrics as a markdown table (blank where a metric is undefined for a row)."""
+    keys = sorted({k for row in rows.values() for k, v in row.items() if isinstance(v, int | float)})
+    lines = ["| row | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, row in rows.items():
+        cells = [f"{row[k]:.4g}" if isinstance(row.get(k), int | float) else "" for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(rows: dict[str, dict[str, Any]], path: str | Path, title: str) -> Path:
+    """One small bar panel per metric, rows side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for row in rows.values() for k, v in row.items() if isinstance(v, int | float)})
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(2.6 * max(1, len(keys)), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=False):
+        names = [n for n in rows if isinstance(rows[n].get(key), int | float)]
+        ax.bar(range(len(names)), [rows[n][key] for n in names], color=["C0", "C2", "C1", "C7", "C4"][: len(names)])
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(key, fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,123 @@
+"""Stage `train_<experiment>`: the Omniges generator trained on one task (a2g, t2g, g2t, g2a) or all of them.
+
+The written `model.pt` holds everything inference needs: the model config and EMA weights, the tasks,
+the latent scales, audio-feature statistics and the feature/tokenizer provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omniges.data.body import PART_NAMES
+from omniges.data.dataset import OmnigesDataset, collate
+from omniges.data.store import write_json_atomic
+from omniges.features.text import Vocabulary
+from omniges.models.flow import RectifiedFlow
+from omniges.models.gesture_processor import GestureProcessor
+from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
+from omniges.training.losses import LossWeights, guard_finite, mfcc_l1, pose_space_losses
+from omniges.training.train import TrainConfig, Trainer, save_checkpoint
+
+log = logging.getLogger("omniges.generator")
+
+
+def flow_batch(batch: dict[str, Any]) -> dict[str, Any]:
+    """Dataset batch -> the keys RectifiedFlow expects (masks True = valid)."""
+    token_mask = batch["token_mask"]
+    has_text = batch["has_text"][:, None]
+    ids = batch["word_ids"].clone()
+    ids[~(token_mask & has_text)] = -1  # no transcript or padding: ignored by the text cross-entropy
+    return {
+        "gesture": batch["gesture"], "gesture_mask": token_mask,
+        "wavlm": batch["wavlm"], "mfcc": batch["mfcc"], "audio_mask": batch["frame_mask"],
+        "text": batch["text"], "text_mask": token_mask & has_text, "text_ids": ids,
+        "codes": {part: batch["codes"][:, :, i] for i, part in enumerate(PART_NAMES)},
+    }
+
+
+def model_config(size: str, overrides: dict[str, Any], *, text_dim: int, vocab_size: int) -> OmnigesConfig:
+    """The `model` params: a named size plus overrides; text width and vocabulary come from the features stage."""
+    base = {"demo": OmnigesConfig.demo, "full": OmnigesConfig.full}
+    if size not in base:
+        raise ValueError(f"model.size must be one of {sorted(base)}, got {size!r}")
+    return base[size](**{"text_feature_dim": text_dim, "vocab_size": vocab_size, **overrides})
+
+
+def make_loss_fn(flow: RectifiedFlow, processor: GestureProcessor, weights: LossWeights):
+    """loss_fn(model, batch, task, generator) for the Trainer."""
+
+    def loss_fn(model, batch, task, generator):
+        inputs = flow_batch(batch)
+
+        def aux(stream, x1_pred, rows):
+            if stream == "gesture":
+                return pose_space_losses(processor, x1_pred, batch, rows, weights)
+            return mfcc_l1(x1_pred, batch, rows, weights.reconstruction)
+
+        return guard_finite(flow.training_step(model, inputs, task, generator=generator, aux_loss=aux))
+
+    return loss_fn
+
+
+def config_hash(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_generator(
+    experiment: str, *, cache_dir: str | Path, rvqvae_dir: str | Path, out_dir: str | Path, model: dict[str, Any],
+    training: dict[str, Any], flow: dict[str, Any], loss: dict[str, Any], window: int, stride: int, face_jaw: bool,
+    log_metrics=None, progress: bool = True,
+) -> dict[str, Any]:
+    """Train one experiment; resume from its last checkpoint when the same settings were interrupted."""
+    cache_dir, out_dir = Path(cache_dir), Path(out_dir)
+    train_cfg = TrainConfig.from_dict(training)
+    random.seed(train_cfg.seed)
+    torch.manual_seed(train_cfg.seed)
+    train_set = OmnigesDataset(cache_dir, split=["train", "additional"], length=window, stride=stride)
+    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window)
+    vocab = Vocabulary.load(cache_dir / "vocab.json")
+    text_dim = train_set.features.meta["text_dim"]
+    config = model_config(model["size"], model.get("overrides", {}), text_dim=text_dim, vocab_size=len(vocab))
+    net = OmnigesTransformerModel(config)
+    processor = GestureProcessor.load(rvqvae_dir, cache_dir / "stats.npz", latent_scale=train_set.latent_scale,
+                                      face_jaw=face_jaw)
+    weights = LossWeights(**loss)
+    rectified = RectifiedFlow(**flow, code_weight=weights.code, text_weight=weights.text,
+                              shortcut_weight=weights.shortcut)
+    settings = {"experiment": experiment, "model": config.to_dict(), "training": training, "flow": flow, "loss": loss,
+                "window": window, "stride": stride}
+    digest = config_hash(settings)
+    trainer = Trainer(net, train_set=train_set, val_set=val_set, collate=collate,
+                      loss_fn=make_loss_fn(rectified, processor, weights), config=train_cfg, out_dir=out_dir,
+                      log_metrics=log_metrics)
+    marker = out_dir / "checkpoints" / "settings.json"
+    if marker.exists() and json.loads(marker.read_text()).get("hash") == digest:
+        trainer.resume()
+    else:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        trainer.checkpoint_path.unlink(missing_ok=True)
+        write_json_atomic(marker, {"hash": digest})
+    log.info("train_%s: %d parameters, %d train / %d val windows, tasks %s", experiment, count_parameters(net),
+             len(train_set), len(val_set), train_cfg.tasks)
+    final = trainer.fit(progress=progress)
+    payload = {
+        "experiment": experiment, "config": config.to_dict(), "state_dict": trainer.ema_state_dict(),
+        "tasks": sorted(train_cfg.tasks), "latent_scale": train_set.latent_scale,
+        "audio_stats": {k: np.asarray(v) for k, v in train_set.audio_stats.items()}, "flow": flow,
+        "window": window, "face_jaw": face_jaw,
+        "features": {k: train_set.features.meta[k] for k in ("wavlm", "wavlm_random_init", "text", "n_mfcc")},
+        "settings_hash": digest,
+    }
+    save_checkpoint(out_dir / "model.pt", payload)
+    summary = {"parameters": count_parameters(net), "train_windows": len(train_set), "steps": train_cfg.steps,
+               **{k: v for k, v in final.items() if k.startswith("val/")}}
+    write_json_atomic(out_dir / "train_metrics.json", {"summary": summary, "history": trainer.history})
+    return summary

@@ -1,0 +1,207 @@
+"""Train one RVQVAE part on normalised motion windows, and measure how well it reconstructs them.
+
+Loss as GestureLSM `rvq_beatx_train.py`: SmoothL1 reconstruction + commit_weight × commitment (+ optional
+SmoothL1 on frame velocities); AdamW(betas 0.9, 0.99), linear warmup then cosine decay to 10 % of lr.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from omniges.data.body import joint_angle_error_deg
+from omniges.models.rvqvae import RVQVAE, perplexity_of
+
+
+def warmup_cosine(step: int, *, steps: int, warmup_steps: int, min_ratio: float = 0.1) -> float:
+    """Learning-rate factor: linear warmup to 1, then cosine decay to `min_ratio` at `steps`."""
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def velocity(x: Tensor) -> Tensor:
+    """Frame-to-frame differences along time: (B, T, D) -> (B, T-1, D)."""
+    return x[:, 1:] - x[:, :-1]
+
+
+def check_windows(windows: np.ndarray, model: RVQVAE, name: str) -> Tensor:
+    """Validate (N, T, input_width) finite windows and return them as a float32 tensor."""
+    windows = np.asarray(windows)
+    if windows.ndim != 3 or windows.shape[-1] != model.input_width or len(windows) == 0:
+        raise ValueError(f"{name} must be (N, T, {model.input_width}) with N > 0, got {windows.shape}")
+    if not np.isfinite(windows).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return torch.as_tensor(windows, dtype=torch.float32)
+
+
+@torch.no_grad()
+def reconstruct(model: RVQVAE, windows: Tensor, *, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """Eval-mode reconstruction and codes of every window: (rec (N, T, D), codes (N, T/4, q))."""
+    model.eval()
+    device = next(model.parameters()).device
+    recs, codes = [], []
+    for batch in windows.split(batch_size):
+        batch = batch.to(device)
+        recs.append(model(batch)["rec_pose"].cpu())
+        codes.append(model.encode(batch)[0].cpu())
+    return torch.cat(recs), torch.cat(codes)
+
+
+def validation_errors(model: RVQVAE, windows: Tensor, *, batch_size: int = 64) -> dict[str, float]:
+    """L1 / MSE / SmoothL1 of eval-mode reconstructions in normalised space."""
+    rec, _ = reconstruct(model, windows, batch_size=batch_size)
+    return dict(
+        l1=F.l1_loss(rec, windows).item(),
+        mse=F.mse_loss(rec, windows).item(),
+        smooth_l1=F.smooth_l1_loss(rec, windows).item(),
+    )
+
+
+def train_rvqvae(
+    model: RVQVAE,
+    train_windows: np.ndarray,
+    val_windows: np.ndarray | None,
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 2e-4,
+    weight_decay: float = 0.0,
+    warmup_steps: int = 100,
+    commit_weight: float = 0.02,
+    velocity_weight: float = 0.0,
+    seed: int = 0,
+    grad_clip: float | None = 1.0,
+    log_every: int = 50,
+    log_fn: Callable[[dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train `model` in place on random (N, T, dim) windows; returns metrics and history; ends in eval mode.
+
+    Deterministic for a seed on one device and thread count (torch and numpy RNGs are seeded here).
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    train = check_windows(train_windows, model, "train_windows")
+    val = check_windows(val_windows, model, "val_windows") if val_windows is not None else None
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, steps=steps, warmup_steps=warmup_steps)
+    )
+    val_initial = validation_errors(model, val) if val is not None else {}
+    history: list[dict[str, float]] = []
+    totals: dict[str, float] = {}
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(range(steps), desc="rvqvae", disable=not progress)
+    for step in bar:
+        x = train[rng.integers(0, len(train), batch_size)].to(device)
+        out = model(x)
+        rec_loss = F.smooth_l1_loss(out["rec_pose"], x)
+        vel_loss = F.smooth_l1_loss(velocity(out["rec_pose"]), velocity(x)) if velocity_weight > 0 else 0.0
+        loss = rec_loss + commit_weight * out["commit_loss"] + velocity_weight * vel_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        schedule.step()
+        terms = dict(
+            loss=loss,
+            rec=rec_loss,
+            commit=out["commit_loss"],
+            velocity=vel_loss,
+            perplexity=out["perplexity"],
+        )
+        for key, value in terms.items():
+            totals[key] = totals.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            count = (step % log_every) + 1
+            record = dict(
+                step=step + 1, lr=schedule.get_last_lr()[0], **{k: v / count for k, v in totals.items()}
+            )
+            history.append(record)
+            totals = {}
+            bar.set_postfix(rec=f"{record['rec']:.4f}", ppl=f"{record['perplexity']:.1f}")
+            if log_fn is not None:
+                log_fn(record)
+    model.eval()
+    metrics = dict(steps=steps, seconds=time.perf_counter() - start, history=history)
+    if history:
+        metrics.update({f"train_{k}": v for k, v in history[-1].items() if k not in ("step", "lr")})
+    if val is not None:
+        metrics.update({f"val_{k}_initial": v for k, v in val_initial.items()})
+        metrics.update({f"val_{k}": v for k, v in validation_errors(model, val).items()})
+    return metrics
+
+
+def code_statistics(codes: Tensor, nb_code: int) -> dict[str, list[float]]:
+    """Per quantizer layer: distinct codes used, fraction of the codebook used, dead codes, perplexity."""
+    layers = rearrange(codes, "n t q -> q (n t)")
+    used = [int(torch.unique(layer).numel()) for layer in layers]
+    return dict(
+        codes_used=used,
+        code_usage=[u / nb_code for u in used],
+        dead_codes=[nb_code - u for u in used],
+        perplexity=[float(perplexity_of(layer, nb_code)) for layer in layers],
+    )
+
+
+def reconstruction_report(
+    model: RVQVAE,
+    windows: np.ndarray,
+    *,
+    rot6d_joints: int | None,
+    has_translation: bool,
+    mean: np.ndarray | None = None,
+    std: np.ndarray | None = None,
+    rot6d_offset: int = 0,
+    batch_size: int = 64,
+) -> dict:
+    """Reconstruction quality of normalised windows, measured after denormalising with mean/std.
+
+    Layout: `rot6d_joints` × 6 rot6d dims from `rot6d_offset` (face with jaw: offset 100, 1 joint),
+    translation in the last 3 dims when `has_translation`; the rest (e.g. expressions) is `other_*`.
+    """
+    gt = check_windows(windows, model, "windows")
+    rec, codes = reconstruct(model, gt, batch_size=batch_size)
+    report: dict = dict(l1=F.l1_loss(rec, gt).item(), mse=F.mse_loss(rec, gt).item())
+    scale = np.ones(model.input_width) if std is None else np.asarray(std, dtype=np.float64)
+    shift = np.zeros(model.input_width) if mean is None else np.asarray(mean, dtype=np.float64)
+    gt_raw = gt.double().numpy() * scale + shift
+    rec_raw = rec.double().numpy() * scale + shift
+    other = np.ones(model.input_width, dtype=bool)
+    if rot6d_joints:
+        dims = slice(rot6d_offset, rot6d_offset + 6 * rot6d_joints)
+        other[dims] = False
+        gt6 = rearrange(gt_raw[..., dims], "n t (j six) -> n t j six", six=6)
+        rec6 = rearrange(rec_raw[..., dims], "n t (j six) -> n t j six", six=6)
+        angles = joint_angle_error_deg(gt6, rec6)
+        report.update(
+            rot6d_l1=float(np.abs(gt6 - rec6).mean()),
+            rot6d_mse=float(((gt6 - rec6) ** 2).mean()),
+            joint_angle_error_deg=float(angles.mean()),
+            joint_angle_error_deg_per_joint=angles.mean(axis=(0, 1)).tolist(),
+        )
+    if has_translation:
+        other[-3:] = False
+        diff = gt_raw[..., -3:] - rec_raw[..., -3:]
+        report.update(
+            translation_l1=float(np.abs(diff).mean()),
+            translation_l2=float(np.linalg.norm(diff, axis=-1).mean()),
+        )
+    if other.any():
+        diff = gt_raw[..., other] - rec_raw[..., other]
+        report.update(other_l1=float(np.abs(diff).mean()), other_mse=float((diff**2).mean()))
+    report.update(code_statistics(codes, model.nb_code))
+    return report

@@ -1,0 +1,128 @@
+"""Stages `rvqvae_<part>` and `cache_latents`: train (or import) one RVQVAE per part, then cache latents + codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from omniges.data.body import EXPRESSION_DIM, PART_JOINTS, PART_NAMES, part_dim
+from omniges.data.dataset import plan_windows
+from omniges.data.store import LmdbReader, LmdbWriter, write_json_atomic
+from omniges.models.gesture_processor import GestureProcessor, load_part_model
+from omniges.models.rvqvae import RVQVAE
+from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae
+
+log = logging.getLogger("omniges.tokenizer")
+
+
+def part_windows(
+    clips: LmdbReader, part: str, *, splits: tuple[str, ...], length: int, stride: int, mean: np.ndarray,
+    std: np.ndarray,
+) -> np.ndarray:
+    """Normalised (N, length, D) windows of one part from the clips of `splits`."""
+    index = clips.meta["index"]
+    lengths = {k: v["n_frames"] for k, v in index.items() if v["split"] in splits and v["n_frames"] >= length}
+    windows = plan_windows(lengths, length=length, stride=stride)
+    cache: dict[str, np.ndarray] = {}
+    out = []
+    for window in windows:
+        if window.clip_id not in cache:
+            cache = {window.clip_id: clips[window.clip_id]["parts"][part]}
+        out.append(cache[window.clip_id][window.start : window.start + length])
+    if not out:
+        raise ValueError(f"{clips.path}: no {length}-frame windows of part {part} in splits {splits}")
+    return ((np.stack(out) - mean) / std).astype(np.float32)
+
+
+def report_layout(part: str, face_jaw: bool) -> dict[str, Any]:
+    """Which dims of a part are rot6d joints / translation, for the degree-error report."""
+    if part == "face":
+        return {"rot6d_joints": 1 if face_jaw else None, "has_translation": False, "rot6d_offset": EXPRESSION_DIM}
+    return {"rot6d_joints": len(PART_JOINTS[part]), "has_translation": part == "lower_trans", "rot6d_offset": 0}
+
+
+def build_tokenizer(
+    cache_dir: str | Path, out_dir: str | Path, part: str, *, model: dict[str, Any], train: dict[str, Any],
+    window: int, stride: int, face_jaw: bool, import_path: str = "", log_fn=None, progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or strictly import) the part's RVQVAE; write `<part>.pth` + `<part>.json` (config and metrics)."""
+    cache_dir, out_dir = Path(cache_dir), Path(out_dir)
+    clips = LmdbReader(cache_dir / "clips.lmdb")
+    stats = np.load(cache_dir / "stats.npz")
+    mean, std = stats[f"{part}_mean"], stats[f"{part}_std"]
+    config = {"input_width": part_dim(part, face_jaw=face_jaw), **model}
+    net = RVQVAE(**config)
+    windows = {split: part_windows(clips, part, splits=splits, length=window, stride=stride, mean=mean, std=std)
+               for split, splits in (("train", ("train", "additional")), ("val", ("val",)))}
+    if import_path:
+        net.load_checkpoint(import_path, strict=True)
+        metrics: dict[str, Any] = {"imported": import_path}
+        log.info("rvqvae_%s: imported %s", part, import_path)
+    else:
+        torch.manual_seed(train.get("seed", 0))
+        net = RVQVAE(**config)
+        metrics = train_rvqvae(net, windows["train"], windows["val"], log_fn=log_fn, progress=progress, **train)
+    layout = report_layout(part, face_jaw)
+    report = reconstruction_report(net.eval(), windows["val"], mean=mean, std=std, **layout)
+    metrics.update({f"val_report_{k}": v for k, v in report.items()})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net.save_checkpoint(out_dir / f"{part}.pth")
+    write_json_atomic(out_dir / f"{part}.json", {"part": part, "model": config, "metrics": metrics})
+    return metrics
+
+
+def cache_latents(
+    cache_dir: str | Path, rvqvae_dir: str | Path, *, face_jaw: bool, progress: bool = True,
+) -> dict[str, Any]:
+    """Encode every clip with every part model: latents.lmdb of unscaled latents (T/4, C) and codes (T/4, Q).
+
+    The per-part latent scale (train-set std of the latents) is stored in the cache's meta.
+    """
+    cache_dir = Path(cache_dir)
+    clips = LmdbReader(cache_dir / "clips.lmdb")
+    stats = np.load(cache_dir / "stats.npz")
+    models = {p: load_part_model(Path(rvqvae_dir) / f"{p}.pth") for p in PART_NAMES}
+    processor = GestureProcessor(models, stats={p: (stats[f"{p}_mean"], stats[f"{p}_std"]) for p in PART_NAMES},
+                                 latent_scale=dict.fromkeys(PART_NAMES, 1.0), face_jaw=face_jaw)
+    writer = LmdbWriter(cache_dir / "latents.lmdb", resume=True)
+    done = writer.keys()
+    sums = {p: [0.0, 0.0, 0] for p in PART_NAMES}
+    index = clips.meta["index"]
+    try:
+        for key in tqdm(clips.keys, desc="cache_latents", disable=not progress):
+            if key in done and index[key]["split"] not in ("train", "additional"):
+                continue
+            record = clips[key]
+            usable = record["n_frames"] - record["n_frames"] % 4
+            parts = {p: processor.normalize(p, torch.from_numpy(record["parts"][p][:usable]))[None]
+                     for p in PART_NAMES}
+            latents, codes = processor.encode(parts)
+            per_part = processor.split_latents(latents)
+            entry = {"latents": {p: per_part[p][0].numpy() for p in PART_NAMES},
+                     "codes": {p: codes[0, :, i].numpy().astype(np.int16) for i, p in enumerate(PART_NAMES)}}
+            if index[key]["split"] in ("train", "additional"):
+                for p in PART_NAMES:
+                    value = entry["latents"][p].astype(np.float64)
+                    sums[p][0] += value.sum()
+                    sums[p][1] += (value**2).sum()
+                    sums[p][2] += value.size
+            if key not in done:
+                writer.put(key, entry)
+    except BaseException:
+        writer.abort()
+        raise
+    scale = {p: float(np.sqrt(max(s2 / n - (s1 / n) ** 2, 1e-8))) for p, (s1, s2, n) in sums.items()}
+    writer.seal({"stage": "cache_latents", "latent_scale": scale, "code_dim": processor.code_dim})
+    summary = {"clips": len(clips), "latent_scale": scale}
+    write_json_atomic(Path(rvqvae_dir) / "latent_scale.json", scale)
+    return summary
+
+
+def load_rvqvae_metrics(rvqvae_dir: str | Path, part: str) -> dict[str, Any]:
+    return json.loads((Path(rvqvae_dir) / f"{part}.json").read_text())["metrics"]

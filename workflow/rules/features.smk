@@ -1,0 +1,19 @@
+# Features: WavLM + MFCC + text states per motion frame, and the G2T vocabulary.
+
+
+rule features:
+    input:
+        "stages/features.py",
+        "omniges/features/extract.py",
+        "omniges/features/audio.py",
+        "omniges/features/text.py",
+        "data/cache/clips.lmdb",
+    output:
+        directory("data/cache/features.lmdb"),
+        "data/cache/vocab.json",
+    params:
+        features=config["features"],
+    log:
+        "logs/features.log",
+    shell:
+        "python stages/features.py 2>&1 | tee {log}"

@@ -1,16 +1,19 @@
 # Omniges pipeline. Same DAG as dvc.yaml (tests/test_dag.py fails when they drift).
-#   snakemake -j2 all            # whole pipeline on the embedded corpus
-#   snakemake --profile workflow/profiles/slurm train_a2g
+#   snakemake --profile workflow/profiles/local all          # whole pipeline on the embedded corpus
+#   snakemake -j6 train_a2g / evaluate_multitask / render_a2g
+#   snakemake --profile workflow/profiles/slurm train_multitask
 configfile: "params.yaml"
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/tokenizer.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
+    default_target: True
     input:
-        rules.preprocess.output,
-        rules.features.output,
-        rules.cache_latents.output,
+        expand("results/metrics/{experiment}.json", experiment=EXPERIMENTS),
+        expand("results/videos/{experiment}", experiment=EXPERIMENTS),

@@ -158,8 +158,53 @@ def train(params: Params, experiment: str) -> dict[str, Any]:
         summary = train_generator(
             experiment, cache_dir=CACHE, rvqvae_dir="results/rvqvae", out_dir=out, model=params.section("model"),
             training=training, flow=params.section("flow"), loss=cfg["loss"], window=cfg["window"],
-            stride=cfg["stride"], face_jaw=params.data.face_jaw, log_metrics=run.log_metrics,
+            stride=cfg["stride"], face_jaw=params.data.face_jaw, features_params=params.section("features"),
+            log_metrics=run.log_metrics,
         )
         run.log_metrics(summary)
         run.log_artifact(out / "train_metrics.json")
     return summary
+
+
+def _load_model(params: Params, experiment: str):
+    from omniges.inference import GenerationSettings, Omniges
+
+    return Omniges.load(Path("results/models") / experiment / "model.pt", cache_dir=CACHE,
+                        rvqvae_dir="results/rvqvae", settings=GenerationSettings(**params.section("generation")))
+
+
+def evaluate(params: Params, experiment: str) -> dict[str, Any]:
+    """Metrics of one experiment on the test clips with reference rows -> results/metrics/<experiment>.json."""
+    import numpy as np
+
+    from omniges.evaluation.evaluate import evaluate_experiment
+
+    cfg = params.section("evaluation")
+    out = Path("results/metrics") / f"{experiment}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _run(f"evaluate_{experiment}", params, ("evaluation", "generation")) as run:
+        results = evaluate_experiment(
+            _load_model(params, experiment), cache_dir=CACHE, evaluator_path="results/evaluator.pth", out_json=out,
+            mean_vel=np.load(cfg["mean_vel"]) if cfg["mean_vel"] else None, max_clips=cfg["max_clips"] or None,
+        )
+        for task, rows in results["tasks"].items():
+            for row, values in rows.items():
+                run.log_metrics({f"{task}/{row}/{k}": v for k, v in values.items()})
+        for path in out.parent.glob(f"{experiment}_*"):
+            run.log_artifact(path, "report")
+        run.log_artifact(out)
+    return results
+
+
+def render(params: Params, experiment: str) -> list[Path]:
+    """Side-by-side comparison videos with sound for a few test clips -> results/videos/<experiment>/."""
+    from omniges.render.compare import render_experiment
+
+    cfg = params.section("render")
+    out = Path("results/videos") / experiment
+    with _run(f"render_{experiment}", params, ("render", "generation")) as run:
+        videos = render_experiment(_load_model(params, experiment), cache_dir=CACHE, out_dir=out, **cfg)
+        run.log_metrics({"videos": len(videos)})
+        run.log_artifact(out, "videos")
+    log.info("videos: %s", ", ".join(str(v) for v in videos))
+    return videos

@@ -29,7 +29,7 @@ class Motion:
     trans: np.ndarray | None = None
     audio: np.ndarray | None = None
     sr: int = 16000
-    words: list[str] = field(default_factory=list)
+    words: list[tuple[str, float, float]] = field(default_factory=list)  # timed transcript
 
     def cut(self, frames: int) -> Motion:
         """The first `frames` frames, tiling the clip when it is shorter."""

@@ -74,7 +74,7 @@ def config_hash(values: dict[str, Any]) -> str:
 def train_generator(
     experiment: str, *, cache_dir: str | Path, rvqvae_dir: str | Path, out_dir: str | Path, model: dict[str, Any],
     training: dict[str, Any], flow: dict[str, Any], loss: dict[str, Any], window: int, stride: int, face_jaw: bool,
-    log_metrics=None, progress: bool = True,
+    features_params: dict[str, Any] | None = None, log_metrics=None, progress: bool = True,
 ) -> dict[str, Any]:
     """Train one experiment; resume from its last checkpoint when the same settings were interrupted."""
     cache_dir, out_dir = Path(cache_dir), Path(out_dir)
@@ -114,7 +114,7 @@ def train_generator(
         "audio_stats": {k: np.asarray(v) for k, v in train_set.audio_stats.items()}, "flow": flow,
         "window": window, "face_jaw": face_jaw,
         "features": {k: train_set.features.meta[k] for k in ("wavlm", "wavlm_random_init", "text", "n_mfcc")},
-        "settings_hash": digest,
+        "features_params": features_params or {}, "settings_hash": digest,
     }
     save_checkpoint(out_dir / "model.pt", payload)
     summary = {"parameters": count_parameters(net), "train_windows": len(train_set), "steps": train_cfg.steps,

@@ -13,7 +13,8 @@ rule features:
         "data/cache/vocab.json",
     params:
         features=config["features"],
+    threads: 2
     log:
         "logs/features.log",
     shell:
-        "python stages/features.py 2>&1 | tee {log}"
+        "OMP_NUM_THREADS={threads} python stages/features.py 2>&1 | tee {log}"

@@ -32,7 +32,8 @@ rule cache_latents:
     output:
         directory("data/cache/latents.lmdb"),
         "results/rvqvae/latent_scale.json",
+    threads: 2
     log:
         "logs/cache_latents.log",
     shell:
-        "python stages/cache_latents.py 2>&1 | tee {log}"
+        "OMP_NUM_THREADS={threads} python stages/cache_latents.py 2>&1 | tee {log}"

@@ -1,0 +1,132 @@
+"""Stage `evaluate_<experiment>`: every task the checkpoint does, on the whole test clips, with reference rows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from omniges.data.store import LmdbReader, write_json_atomic
+from omniges.evaluation import report
+from omniges.evaluation.evaluator import load_evaluator
+from omniges.features.audio import SAMPLE_RATE, mfcc, mfcc_to_logmel
+from omniges.inference import Omniges
+from omniges.render.skeleton import forward_kinematics
+
+log = logging.getLogger("omniges.evaluate")
+JOINTS_NOTE = ("joint positions from the built-in approximate SMPL-X skeleton (no SMPL-X model file): "
+               "BC / L1div / FGD are this pipeline's, not paper-comparable numbers")
+
+
+def test_motions(clips: LmdbReader, split: str = "test") -> dict[str, report.Motion]:
+    """Ground-truth test clips (whole sequences, as EMAGE evaluates)."""
+    keys = sorted(k for k, v in clips.meta["index"].items() if v["split"] == split)
+    out = {}
+    for key in keys:
+        record = clips[key]
+        out[key] = report.Motion(
+            record["poses"], record["expressions"], record["trans"], record["audio"].astype(np.float32) / 32767.0,
+            record["sr"], list(record["words"]))
+    return out
+
+
+def train_mean_velocity(clips: LmdbReader, fps: int = 30) -> np.ndarray:
+    """Per-joint mean speed (m/s) over the train clips: what BEAT2's mean_vel_smplxflame_30.npy holds for BEAT2."""
+    speeds = []
+    for key, info in clips.meta["index"].items():
+        if info["split"] in ("train", "additional"):
+            record = clips[key]
+            joints = forward_kinematics(record["poses"], record["trans"])
+            speeds.append(np.linalg.norm(np.gradient(joints, axis=0), axis=-1) * fps)
+    return np.concatenate(speeds).mean(0)
+
+
+def train_mean_pose(clips: LmdbReader) -> tuple[np.ndarray, np.ndarray]:
+    poses, expressions = [], []
+    for key, info in clips.meta["index"].items():
+        if info["split"] in ("train", "additional"):
+            record = clips[key]
+            poses.append(record["poses"].mean(0))
+            expressions.append(record["expressions"].mean(0))
+    return np.mean(poses, 0), np.mean(expressions, 0)
+
+
+def _logmel_of_wave(wave: np.ndarray, n_frames: int, n_mfcc: int) -> np.ndarray:
+    return mfcc_to_logmel(mfcc(wave, SAMPLE_RATE, n_frames=n_frames, n_mfcc=n_mfcc, n_mels=n_mfcc))
+
+
+def evaluate_experiment(
+    model: Omniges, *, cache_dir: str | Path, evaluator_path: str | Path, out_json: str | Path,
+    mean_vel: np.ndarray | None = None, max_clips: int | None = None, progress: bool = True,
+) -> dict[str, Any]:
+    """Metrics JSON + markdown table + bar chart for each task of the checkpoint, next to reference rows."""
+    cache_dir, out_json = Path(cache_dir), Path(out_json)
+    clips = LmdbReader(cache_dir / "clips.lmdb")
+    reference = test_motions(clips)
+    if max_clips:
+        reference = dict(list(reference.items())[:max_clips])
+    if not reference:
+        raise ValueError(f"{cache_dir}: no test clips to evaluate")
+    refs = list(reference.values())
+    evaluator = load_evaluator(evaluator_path)
+    mean_vel = train_mean_velocity(clips) if mean_vel is None else mean_vel
+    mean_poses, mean_expressions = train_mean_pose(clips)
+    results: dict[str, Any] = {"clips": list(reference), "notes": {"joints": JOINTS_NOTE,
+               "face": "face MSE / LVD on FLAME expressions (no SMPL-X vertices): a proxy",
+               "wavlm_random_init": bool(model.payload["features"]["wavlm_random_init"])}, "tasks": {}}
+    gesture_rows = {}
+    for task in sorted(model.tasks):
+        rows: dict[str, dict[str, float]] = {}
+        if task in ("a2g", "t2g"):
+            generated = []
+            for motion in tqdm(refs, desc=f"evaluate {task}", disable=not progress):
+                out = (model.a2g(motion.audio) if task == "a2g"
+                       else model.t2g(motion.words, seconds=len(motion.poses) / 30))
+                generated.append(report.Motion(out["poses"], out["expressions"]))
+            kwargs = {"evaluator": evaluator, "mean_vel": mean_vel}
+            rows["generated"] = report.gesture_metrics(refs, generated, **kwargs)
+            if not gesture_rows:
+                gesture_rows = {
+                    "ground_truth": report.gesture_metrics(refs, refs, **kwargs),
+                    "random_clip": report.gesture_metrics(refs, report.random_clip_baseline(refs), **kwargs),
+                    "mean_pose": report.gesture_metrics(
+                        refs, report.mean_pose_baseline(refs, mean_poses, mean_expressions), **kwargs),
+                }
+            rows.update(gesture_rows)
+        elif task == "g2t":
+            with_text = [m for m in refs if m.words]
+            if not with_text:
+                continue
+            hyps = [" ".join(model.g2t({"poses": m.poses, "trans": m.trans, "expressions": m.expressions}))
+                    for m in tqdm(with_text, desc="evaluate g2t", disable=not progress)]
+            truth = [" ".join(w for w, _, _ in m.words) for m in with_text]
+            shuffled = [truth[(i + 1) % len(truth)] for i in range(len(truth))]
+            common = model.vocab.tokens[3] if len(model.vocab) > 3 else ""
+            rows["generated"] = report.text_metrics(hyps, truth)
+            rows["random_clip"] = report.text_metrics(shuffled, truth)
+            rows["most_frequent_word"] = report.text_metrics([" ".join([common] * len(m.words)) for m in with_text],
+                                                             truth)
+        elif task == "g2a":
+            n_mfcc = model.config.mfcc_dim
+            real, gen = [], []
+            for m in tqdm(refs, desc="evaluate g2a", disable=not progress):
+                coeffs = model.g2a({"poses": m.poses, "trans": m.trans, "expressions": m.expressions},
+                                   waveform=False)
+                n = len(coeffs)
+                real.append(_logmel_of_wave(m.audio, n, n_mfcc))
+                gen.append(mfcc_to_logmel(coeffs))
+            shuffled = [np.resize(real[(i + 1) % len(real)], real[i].shape) for i in range(len(real))]
+            mean_frame = np.concatenate(real).mean(0)
+            rows["generated"] = report.audio_metrics(real, gen)
+            rows["random_clip"] = report.audio_metrics(real, shuffled)
+            rows["mean_audio"] = report.audio_metrics(real, [np.repeat(mean_frame[None], len(r), 0) for r in real])
+        results["tasks"][task] = rows
+        stem = out_json.with_suffix("")
+        Path(f"{stem}_{task}.md").write_text(report.markdown_table(rows))
+        report.bar_chart(rows, f"{stem}_{task}.png", f"{out_json.stem}: {task}")
+        log.info("%s %s:\n%s", out_json.stem, task, report.markdown_table(rows))
+    write_json_atomic(out_json, results)
+    return results

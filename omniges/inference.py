@@ -1,0 +1,236 @@
+"""Inference API used by evaluation, rendering and the CLI: one trained checkpoint, four tasks.
+
+    model = Omniges.load("results/models/multitask/model.pt")
+    motion = model.a2g(wave_16k, words=None, steps=2)        # {'poses', 'trans', 'expressions', 'betas'}
+    words = model.g2t(motion)                                 # ['hello', ...]
+    wave = model.g2a(motion)                                  # float32 16 kHz
+    motion = model.t2g(words_with_times, seconds=12.0)
+
+Inputs of any length are generated in overlapping windows (`generation.window_tokens` / `overlap_tokens`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omniges.data.body import PART_NAMES, split_parts
+from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
+from omniges.features.audio import SAMPLE_RATE, WavLMFeatures, logmel_to_wave, mfcc, mfcc_to_logmel
+from omniges.features.text import TextEncoder, Vocabulary, frame_text_features, words_to_frames
+from omniges.models.flow import TASK_GENERATES, RectifiedFlow
+from omniges.models.gesture_processor import GestureProcessor
+from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
+
+FPS = 30
+Words = list[tuple[str, float, float]]
+
+
+class ModelNotTrainedError(FileNotFoundError):
+    """No trained checkpoint where one was expected."""
+
+
+@dataclass
+class GenerationSettings:
+    steps: int = 2
+    guidance: float = 1.5
+    solver: str = "euler"
+    window_tokens: int = 32
+    overlap_tokens: int = 4
+    seed: int = 0
+
+
+def _random_init_args(source: str) -> tuple[str, int] | None:
+    match = re.fullmatch(r"random-init:(\w+):seed=(\d+)", source)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+class Omniges:
+    """A trained Omniges generator with its tokenizer and feature extractors."""
+
+    def __init__(self, payload: dict[str, Any], *, processor: GestureProcessor, vocab: Vocabulary,
+                 features: dict[str, Any], settings: GenerationSettings | None = None):
+        self.payload = payload
+        self.config = OmnigesConfig.from_dict(payload["config"])
+        self.model = OmnigesTransformerModel(self.config)
+        self.model.load_state_dict(payload["state_dict"])
+        self.model.eval()
+        self.flow = RectifiedFlow(**payload["flow"])
+        self.processor, self.vocab, self.features_params = processor, vocab, features
+        self.tasks = set(payload["tasks"])
+        self.stats = {k: np.asarray(v, np.float32) for k, v in payload["audio_stats"].items()}
+        self.settings = settings or GenerationSettings()
+        self._wavlm: WavLMFeatures | None = None
+        self._text: TextEncoder | None = None
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, *, cache_dir: str | Path = "data/cache", rvqvae_dir: str | Path =
+             "results/rvqvae", settings: GenerationSettings | None = None) -> Omniges:
+        """Load `model.pt` plus the tokenizer and vocabulary it was trained with."""
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise ModelNotTrainedError(
+                f"{checkpoint}: no trained model. Train one with `snakemake -j2 train_multitask` "
+                "(or `make demo`), or pass --checkpoint")
+        payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        missing = {"config", "state_dict", "tasks", "latent_scale", "audio_stats", "flow"} - set(payload)
+        if missing:
+            raise ValueError(f"{checkpoint}: not an Omniges model checkpoint (missing {sorted(missing)})")
+        processor = GestureProcessor.load(rvqvae_dir, Path(cache_dir) / "stats.npz",
+                                          latent_scale=payload["latent_scale"], face_jaw=payload["face_jaw"])
+        vocab = Vocabulary.load(Path(cache_dir) / "vocab.json")
+        if len(vocab) != payload["config"]["vocab_size"]:
+            raise ValueError(f"{checkpoint}: trained with a {payload['config']['vocab_size']}-word vocabulary, "
+                             f"{cache_dir}/vocab.json has {len(vocab)}: the checkpoint is from another corpus")
+        return cls(payload, processor=processor, vocab=vocab, features=payload.get("features_params", {}),
+                   settings=settings)
+
+    # ------------------------------------------------------------------ features
+
+    def _require(self, task: str) -> None:
+        if task not in self.tasks:
+            raise ValueError(f"this checkpoint was trained for {sorted(self.tasks)}, not {task}; "
+                             "use the multitask model (results/models/multitask/model.pt)")
+
+    @property
+    def wavlm(self) -> WavLMFeatures:
+        if self._wavlm is None:
+            source = self.payload["features"]["wavlm"]
+            cfg = self.features_params.get("wavlm", {})
+            random_init = _random_init_args(source)
+            if random_init:
+                self._wavlm = WavLMFeatures.random_init(random_init[1], random_init[0], layer=cfg.get("layer", "mean"))
+            else:
+                self._wavlm = WavLMFeatures.from_pretrained(source, layer=cfg.get("layer", "mean"))
+        return self._wavlm
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        if self._text is None:
+            path = self.features_params.get("text", {}).get("path") or None
+            self._text = TextEncoder.from_params(path=path)
+        return self._text
+
+    def _norm(self, values: np.ndarray, name: str) -> torch.Tensor:
+        out = (values.astype(np.float32) - self.stats[f"{name}_mean"]) / self.stats[f"{name}_std"]
+        return torch.from_numpy(out)[None]
+
+    def audio_condition(self, wave: np.ndarray, n_frames: int) -> dict[str, torch.Tensor]:
+        """16 kHz wave -> normalised WavLM + MFCC at 30 fps, padded to a multiple of 4 frames."""
+        padded = n_frames + (-n_frames) % FRAMES_PER_TOKEN
+        wave = np.pad(wave, (0, max(0, round(padded * SAMPLE_RATE / FPS) - len(wave))))
+        n_mfcc = self.config.mfcc_dim
+        return {
+            "wavlm": self._norm(self.wavlm.extract(wave, padded, FPS), "wavlm"),
+            "mfcc": self._norm(mfcc(wave, SAMPLE_RATE, fps=FPS, n_frames=padded, n_mfcc=n_mfcc, n_mels=n_mfcc), "mfcc"),
+            "audio_mask": (torch.arange(padded) < n_frames)[None],
+        }
+
+    def text_condition(self, words: Words, n_frames: int) -> dict[str, torch.Tensor]:
+        """Timed words -> per-token text features (1, n, D) and mask."""
+        padded = n_frames + (-n_frames) % FRAMES_PER_TOKEN
+        index = words_to_frames(words, padded, FPS)
+        states = self.text_encoder.encode_words([w for w, _, _ in words])
+        tokens = pool_tokens(frame_text_features(states, index).astype(np.float32))
+        return {"text": torch.from_numpy(tokens)[None],
+                "text_mask": torch.ones(1, padded // FRAMES_PER_TOKEN, dtype=torch.bool)}
+
+    def gesture_condition(self, motion: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """SMPL-X motion -> scaled generator latents (1, n, 4C)."""
+        poses = np.asarray(motion["poses"])
+        usable = len(poses) - len(poses) % FRAMES_PER_TOKEN
+        if usable < FRAMES_PER_TOKEN:
+            raise ValueError(f"motion has {len(poses)} frames; at least {FRAMES_PER_TOKEN} are needed")
+        parts = split_parts(poses[:usable], np.asarray(motion["trans"])[:usable],
+                            np.asarray(motion["expressions"])[:usable], face_jaw=self.processor.face_jaw)
+        tensors = {p: self.processor.normalize(p, torch.from_numpy(parts[p]))[None] for p in PART_NAMES}
+        latents, _ = self.processor.encode(tensors)
+        return {"gesture": latents, "gesture_mask": torch.ones(latents.shape[:2], dtype=torch.bool)}
+
+    # ------------------------------------------------------------------ tasks
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        return torch.Generator().manual_seed(self.settings.seed if seed is None else seed)
+
+    def _gesture(self, task: str, cond: dict[str, torch.Tensor], n_frames: int, seed: int | None,
+                 steps: int | None, guidance: float | None) -> dict[str, np.ndarray]:
+        s = self.settings
+        with torch.no_grad():
+            latents = self.flow.generate_long(
+                self.model, task, cond, window=s.window_tokens, overlap=s.overlap_tokens,
+                steps=steps or s.steps, guidance=s.guidance if guidance is None else guidance, solver=s.solver,
+                generator=self._generator(seed))
+            parts = self.processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)
+        parts = {p: v[:, :n_frames] for p, v in parts.items()}
+        poses, trans, expressions = self.processor.to_smplx(parts)
+        return {"poses": poses, "trans": trans, "expressions": expressions, "betas": np.zeros(300, np.float32)}
+
+    def a2g(self, wave: np.ndarray, words: Words | None = None, *, seed: int | None = None, steps: int | None = None,
+            guidance: float | None = None) -> dict[str, np.ndarray]:
+        """Speech (16 kHz mono float) [+ timed transcript] -> SMPL-X motion at 30 fps, as long as the speech."""
+        self._require("a2g")
+        n_frames = int(len(wave) * FPS // SAMPLE_RATE)
+        if n_frames < FRAMES_PER_TOKEN:
+            raise ValueError(f"audio of {len(wave) / SAMPLE_RATE:.2f} s is too short to generate motion")
+        cond = self.audio_condition(wave, n_frames)
+        if words:
+            cond.update(self.text_condition(words, n_frames))
+        return self._gesture("a2g", cond, n_frames, seed, steps, guidance)
+
+    def t2g(self, words: Words, *, seconds: float | None = None, seed: int | None = None,
+            steps: int | None = None, guidance: float | None = None) -> dict[str, np.ndarray]:
+        """Timed transcript -> SMPL-X motion lasting `seconds` (default: to the last word's end)."""
+        self._require("t2g")
+        if not words:
+            raise ValueError("t2g needs at least one timed word")
+        n_frames = int(round((seconds or max(e for _, _, e in words)) * FPS))
+        return self._gesture("t2g", self.text_condition(words, n_frames), n_frames, seed, steps, guidance)
+
+    def g2t(self, motion: dict[str, np.ndarray]) -> list[str]:
+        """SMPL-X motion -> the words it most likely accompanied (one per spoken span, silences dropped)."""
+        self._require("g2t")
+        cond = self.gesture_condition(motion)
+        ids = []
+        window = self.settings.window_tokens
+        with torch.no_grad():
+            for start in range(0, cond["gesture"].shape[1], window):
+                part = {k: v[:, start : start + window] for k, v in cond.items()}
+                logits = self.flow.sample(self.model, "g2t", part, steps=1)
+                ids += logits.argmax(-1)[0].tolist()
+        collapsed = [i for k, i in enumerate(ids) if k == 0 or i != ids[k - 1]]
+        return self.vocab.decode(collapsed)
+
+    def g2a(self, motion: dict[str, np.ndarray], *, seed: int | None = None, steps: int | None = None,
+            guidance: float | None = None, waveform: bool = True) -> np.ndarray:
+        """SMPL-X motion -> speech: 16 kHz wave by Griffin-Lim from the generated MFCC (or the MFCC itself)."""
+        self._require("g2a")
+        cond = self.gesture_condition(motion)
+        s = self.settings
+        window = s.window_tokens
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, cond["gesture"].shape[1], window):
+                part = {k: v[:, start : start + window] for k, v in cond.items()}
+                chunks.append(self.flow.sample(self.model, "g2a", part, steps=steps or s.steps,
+                                               guidance=s.guidance if guidance is None else guidance,
+                                               solver=s.solver, generator=self._generator(seed))[0])
+        coeffs = torch.cat(chunks).numpy() * self.stats["mfcc_std"] + self.stats["mfcc_mean"]
+        if not waveform:
+            return coeffs
+        return logmel_to_wave(mfcc_to_logmel(coeffs), SAMPLE_RATE, fps=FPS).astype(np.float32)
+
+    def generate(self, task: str, **kwargs: Any) -> Any:
+        """`generate('a2g', wave=...)`, `('t2g', words=...)`, `('g2t', motion=...)`, `('g2a', motion=...)`."""
+        if task not in TASK_GENERATES:
+            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_GENERATES)}")
+        return getattr(self, task)(**kwargs)
+
+
+def generate(task: str, checkpoint: str | Path = "results/models/multitask/model.pt", **kwargs: Any) -> Any:
+    """One-call convenience: load a checkpoint and run one task."""
+    return Omniges.load(checkpoint).generate(task, **kwargs)

@@ -1,0 +1,54 @@
+# Generator training (one model per experiment) and the FGD evaluator.
+EXPERIMENTS = list(config["training"]["experiments"])
+
+
+rule train_evaluator:
+    input:
+        "stages/train_evaluator.py",
+        "omniges/evaluation/evaluator.py",
+        "data/cache/clips.lmdb",
+    output:
+        "results/evaluator.pth",
+    params:
+        evaluation=config["evaluation"]["evaluator"],
+    threads: 1
+    log:
+        "logs/train_evaluator.log",
+    shell:
+        "OMP_NUM_THREADS={threads} python stages/train_evaluator.py 2>&1 | tee {log}"
+
+
+rule train:
+    input:
+        "stages/train.py",
+        "omniges/training/generator.py",
+        "omniges/training/train.py",
+        "omniges/models/omniges_transformer.py",
+        "omniges/models/flow.py",
+        "data/cache/features.lmdb",
+        "data/cache/vocab.json",
+        "data/cache/latents.lmdb",
+        "results/rvqvae/latent_scale.json",
+    output:
+        "results/models/{experiment}/model.pt",
+        "results/models/{experiment}/train_metrics.json",
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    params:
+        model=config["model"],
+        flow=config["flow"],
+        training=config["training"],
+    threads: 1
+    log:
+        "logs/train_{experiment}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} python stages/train.py --experiment {wildcards.experiment} 2>&1 | tee {log}"
+
+
+for _experiment in EXPERIMENTS:
+
+    rule:
+        name:
+            f"train_{_experiment}"
+        input:
+            f"results/models/{_experiment}/model.pt",

@@ -73,3 +73,163 @@ def _print_outputs() -> None:
         if Path(folder).exists():
             click.echo(f"{label:8s} {Path(folder).resolve()}")
     click.echo("tracking mlflow ui --backend-store-uri sqlite:///mlflow.db")
+
+
+CHECKPOINT_HELP = "Trained model (default: results/models/multitask/model.pt; train it with `make demo`)."
+DEFAULT_CHECKPOINT = "results/models/multitask/model.pt"
+
+
+def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int):
+    from omniges.config import load_params
+    from omniges.inference import GenerationSettings, ModelNotTrainedError, Omniges
+
+    settings = GenerationSettings(**load_params().section("generation")) if Path("params.yaml").is_file() \
+        else GenerationSettings()
+    settings.seed = seed
+    if steps:
+        settings.steps = steps
+    if guidance is not None:
+        settings.guidance = guidance
+    try:
+        return Omniges.load(checkpoint, settings=settings)
+    except ModelNotTrainedError as error:
+        raise click.ClickException(str(error)) from None
+    except (FileNotFoundError, ValueError) as error:
+        raise click.ClickException(f"cannot load {checkpoint}: {error}") from None
+
+
+def _check_out(path: str) -> Path:
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"directory {out.parent} does not exist", param_hint="--out")
+    return out
+
+
+def _read_motion(path: str) -> dict:
+    from omniges.data.beat2 import Beat2Error, read_motion
+
+    try:
+        return read_motion(path)
+    except Beat2Error as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _words(transcript: str | None, textgrid: str | None, seconds: float) -> list[tuple[str, float, float]] | None:
+    """Timed words from a TextGrid, or a plain transcript spread evenly over the audio."""
+    if textgrid:
+        from omniges.features.text import read_textgrid
+
+        try:
+            return [(w, s, e) for w, s, e in read_textgrid(textgrid)]
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+    if transcript:
+        from omniges.render.compare import spread_words
+
+        return spread_words(transcript.split(), seconds)
+    return None
+
+
+def _save_npz(path: Path, motion: dict) -> None:
+    """BEAT2 / SMPL-X npz (poses 165, trans, expressions, betas, model, gender, mocap_frame_rate), atomically."""
+    import numpy as np
+
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, poses=motion["poses"].astype(np.float32), trans=motion["trans"].astype(np.float64),
+             expressions=motion["expressions"].astype(np.float64), betas=motion["betas"].astype(np.float32),
+             model="smplx2020", gender="neutral", mocap_frame_rate=np.array(30))
+    tmp.replace(path)
+
+
+generation_options = [
+    click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP),
+    click.option("--steps", type=click.IntRange(1, 64), default=None, help="Sampler steps (default: params)."),
+    click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale (default: params)."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (same seed, same motion)."),
+]
+
+
+def with_generation_options(func):
+    for option in reversed(generation_options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.option("--audio", required=True, type=click.Path(dir_okay=False),
+              help="Speech to gesture for: wav/flac/ogg/mp3, any sample rate, mono or stereo, any length.")
+@click.option("--transcript", default=None, help="Optional transcript text (spread evenly over the audio).")
+@click.option("--textgrid", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Optional Praat TextGrid with word timings (better than --transcript).")
+@click.option("--out", required=True, help="Output video (.mp4) with the speech as its sound track.")
+@click.option("--npz", default=None, help="Also export the motion as a BEAT2 / SMPL-X .npz.")
+@with_generation_options
+def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, checkpoint: str,
+             steps: int | None, guidance: float | None, seed: int) -> None:
+    """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz)."""
+    from omniges.features.audio import SAMPLE_RATE, AudioError, load_audio
+    from omniges.render.video import render_comparison
+
+    out_path = _check_out(out)
+    npz_path = _check_out(npz) if npz else None
+    try:
+        wave = load_audio(audio, SAMPLE_RATE)
+    except AudioError as error:
+        raise click.ClickException(str(error)) from None
+    model = _model(checkpoint, steps, guidance, seed)
+    words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE)
+    motion = model.a2g(wave, words)
+    if npz_path:
+        _save_npz(npz_path, motion)
+        click.echo(f"motion   {npz_path}")
+    render_comparison(out_path, {"Omniges A2G": motion}, audio=wave, sr=SAMPLE_RATE, words=words, fps=30)
+    click.echo(f"video    {out_path} ({len(motion['poses']) / 30:.1f} s)")
+
+
+@main.command()
+@click.option("--motion", required=True, type=click.Path(dir_okay=False), help="BEAT2 / SMPL-X motion .npz.")
+@with_generation_options
+def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+    """G2T: the words a gesture sequence most likely accompanied."""
+    model = _model(checkpoint, steps, guidance, seed)
+    click.echo(" ".join(model.g2t(_read_motion(motion))))
+
+
+@main.command()
+@click.option("--motion", required=True, type=click.Path(dir_okay=False), help="BEAT2 / SMPL-X motion .npz.")
+@click.option("--out", required=True, help="Output .wav (16 kHz mono).")
+@with_generation_options
+def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+    """G2A: speech-like audio for a gesture sequence (Griffin-Lim from the generated MFCC)."""
+    import soundfile as sf
+
+    out_path = _check_out(out)
+    model = _model(checkpoint, steps, guidance, seed)
+    wave = model.g2a(_read_motion(motion))
+    tmp = out_path.with_name(out_path.name + ".tmp.wav")
+    sf.write(tmp, wave, 16000)
+    tmp.replace(out_path)
+    click.echo(f"audio    {out_path} ({len(wave) / 16000:.1f} s)")
+
+
+@main.command("render")
+@click.argument("motion", type=click.Path(dir_okay=False))
+@click.option("--audio", default=None, type=click.Path(dir_okay=False), help="Sound track (any rate/channels).")
+@click.option("--out", required=True, help="Output video (.mp4).")
+@click.option("--smplx-model", default=None, type=click.Path(exists=True),
+              help="SMPL-X model .npz for a mesh instead of the built-in skeleton.")
+def render_cmd(motion: str, audio: str | None, out: str, smplx_model: str | None) -> None:
+    """Render a BEAT2 / SMPL-X motion .npz to a video (with sound when --audio is given)."""
+    from omniges.features.audio import AudioError, load_audio
+    from omniges.render.video import render_comparison
+
+    out_path = _check_out(out)
+    data = _read_motion(motion)
+    wave = None
+    if audio:
+        try:
+            wave = load_audio(audio, 16000, require_nonsilent=False)
+        except AudioError as error:
+            raise click.ClickException(str(error)) from None
+    render_comparison(out_path, {Path(motion).stem: data}, audio=wave, sr=16000, fps=30, model_path=smplx_model)
+    click.echo(f"video    {out_path}")

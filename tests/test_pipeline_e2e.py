@@ -1,0 +1,103 @@
+"""End to end: every stage of the pipeline on a tiny embedded corpus, then the CLI on its outputs.
+
+The fast test calls the stage functions in-process with tiny settings (about a minute on 2 cores); the slow
+one runs the real Snakemake DAG (`-m slow`).
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from omniges import pipeline
+from omniges.cli import main
+from omniges.config import load_params
+from omniges.data.body import PART_NAMES
+
+ROOT = Path(__file__).parents[1]
+TINY = {
+    "data.synthetic.speakers": 2, "data.synthetic.clips_per_speaker": 4, "data.synthetic.clip_seconds": 8.0,
+    "features.wavlm.config": "tiny", "rvqvae.train.steps": 4, "rvqvae.train.batch_size": 8,
+    "rvqvae.model.width": 32, "evaluation.evaluator.steps": 2, "model.overrides": {"depth": 1},
+    "training.common.batch_size": 4, "training.common.val_every": 3, "training.common.checkpoint_every": 3,
+    "render.clips": 1, "render.seconds": 2.0, "render.size": 96, "generation.steps": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pipeline")
+    shutil.copy(ROOT / "params.yaml", path / "params.yaml")
+    return path
+
+
+def test_every_stage_runs_and_the_cli_uses_its_outputs(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    params = load_params("params.yaml", TINY)
+    assert pipeline.synthesize(params)["clips"] == 8
+    assert pipeline.preprocess(params)["clips_written"] == 8
+    assert pipeline.features(params)["wavlm_random_init"] is True
+    for part in PART_NAMES:
+        assert np.isfinite(pipeline.rvqvae(params, part)["val_report_l1"])
+    assert set(pipeline.cache_latents(params)["latent_scale"]) == set(PART_NAMES)
+    pipeline.train_evaluator(params)
+    experiment = {"steps": 3, "tasks": {"a2g": 0.4, "t2g": 0.2, "g2t": 0.2, "g2a": 0.2}}
+    params = load_params("params.yaml", {**TINY, "training.experiments": {"multitask": experiment}})
+    summary = pipeline.train(params, "multitask")
+    assert summary["steps"] == 3 and Path("results/models/multitask/model.pt").is_file()
+    results = pipeline.evaluate(params, "multitask")
+    assert set(results["tasks"]) == {"a2g", "t2g", "g2t", "g2a"}
+    a2g = results["tasks"]["a2g"]
+    assert {"generated", "ground_truth", "random_clip", "mean_pose"} <= set(a2g)
+    assert a2g["ground_truth"]["l1div"] > 1.0 > 1e-9 > a2g["mean_pose"]["l1div"]
+    assert json.loads(Path("results/metrics/multitask.json").read_text())["tasks"]["g2t"]["generated"]["bleu"] >= 0
+    videos = pipeline.render(params, "multitask")
+    assert len(videos) == 4 and all(v.stat().st_size > 0 for v in videos)
+
+    runner = CliRunner()
+    wav = next(Path("data/synthetic/wave16k").glob("*.wav"))
+    result = runner.invoke(main, ["generate", "--audio", str(wav), "--out", "talk.mp4", "--npz", "talk.npz",
+                                  "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    from omniges.data.beat2 import read_motion
+    from omniges.render.video import probe_media
+
+    motion = read_motion("talk.npz")
+    media = probe_media("talk.mp4")
+    assert media["has_audio"] and abs(media["duration_video"] - len(motion["poses"]) / 30) < 0.1
+    assert runner.invoke(main, ["transcribe", "--motion", "talk.npz"]).exit_code == 0
+    assert runner.invoke(main, ["voice", "--motion", "talk.npz", "--out", "v.wav"]).exit_code == 0
+    bad = runner.invoke(main, ["generate", "--audio", str(wav), "--out", "missing/dir/x.mp4"])
+    assert bad.exit_code != 0 and "does not exist" in bad.output and not Path("missing").exists()
+    untrained = runner.invoke(main, ["generate", "--audio", str(wav), "--out", "y.mp4", "--checkpoint", "none.pt"])
+    assert untrained.exit_code != 0 and "snakemake" in untrained.output and not Path("y.mp4").exists()
+    other = runner.invoke(main, ["transcribe", "--motion", str(wav)])
+    assert other.exit_code != 0 and "corrupt or truncated npz" in other.output
+
+
+@pytest.mark.slow
+def test_snakemake_runs_the_whole_dag_and_is_a_no_op_after(tmp_path):
+    """The real workflow in a copy of the repo: `all`, then a dry run that has nothing to do."""
+    work = tmp_path / "repo"
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "data", "results", ".snakemake", "mlflow.db",
+                                                              ".git", "logs"))
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    for key, value in TINY.items():
+        node = params
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    for experiment in params["training"]["experiments"].values():
+        experiment["steps"] = 2
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    exe = str(Path(sys.executable).parent / "snakemake")
+    subprocess.run([exe, "-c2", "all"], cwd=work, check=True, capture_output=True)
+    dry = subprocess.run([exe, "-n", "-c2", "all"], cwd=work, check=True, capture_output=True, text=True).stdout
+    assert "Nothing to be done" in dry

@@ -109,6 +109,9 @@ class RectifiedFlow:
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
     cfg_dropout: float = 0.1  # drop all conditions with p, and each one independently with p
+    # A2G's optional transcript is dropped alone this often, so the model also works from speech alone
+    # (`omniges generate --audio` without a transcript) instead of leaning on the text.
+    a2g_text_dropout: float = 0.5
     shortcut_fraction: float = 0.25  # share of a batch trained on the shortcut self-consistency target
     max_shortcut_steps: int = 128  # smallest trained shortcut step is 1 / max_shortcut_steps
     prefix_prob: float = 0.25  # share of gesture samples with a clean known prefix (windowed inpainting)
@@ -146,7 +149,10 @@ class RectifiedFlow:
         drop_all = rand((batch,), generator, device) < p
         if len(streams) == 1:
             return {streams[0]: drop_all}
-        return {stream: drop_all | (rand((batch,), generator, device) < p) for stream in streams}
+        alone = {stream: p for stream in streams}
+        if task == "a2g" and p > 0:
+            alone["text"] = max(p, self.a2g_text_dropout)
+        return {stream: drop_all | (rand((batch,), generator, device) < alone[stream]) for stream in streams}
 
     def training_step(
         self,

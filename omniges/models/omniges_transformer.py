@@ -56,6 +56,7 @@ class OmnigesConfig:
     audio_fusion_layers: int = 2
     audio_fusion_heads: int = 8
     learned_stream_embed: bool = True
+    aligned_conditioning: bool = True  # add each condition's same-instant token to the generated stream
     shortcut: bool = True  # step-size input d for shortcut-model few-step sampling
     flash_attn: bool = True  # torch scaled_dot_product_attention inside MMDiT
     gradient_checkpointing: bool = False
@@ -194,6 +195,18 @@ class OmnigesTransformerModel(nn.Module):
             if isinstance(module, ManifoldConstrainedHyperConnections):
                 module.residual_mix_constraint_fn = partial(sinkhorn, iters=20)
 
+        # Time-aligned conditioning: every stream runs at the same token rate, so token i of a condition is
+        # added (through a zero-initialised projection) to token i of the generated stream. Attention still sees
+        # all of it; this gives each generated token its own instant's evidence from the first training step.
+        self.aligned = nn.ModuleDict({
+            f"{src}_to_{dst}": nn.Linear(self.stream_dims[src], self.stream_dims[dst])
+            for src in STREAMS for dst in STREAMS if src != dst
+        }) if c.aligned_conditioning else None
+        if exists(self.aligned):
+            for layer in self.aligned.values():
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
         self.to_gesture_velocity = nn.Linear(c.gesture_dim, c.gesture_latent_dim)
         self.to_code_logits = nn.ModuleDict(
             {part: nn.Linear(c.gesture_dim, c.num_code_layers * c.num_codes) for part in c.gesture_parts}
@@ -218,8 +231,10 @@ class OmnigesTransformerModel(nn.Module):
         tokens = self._decorate(stream, repeat(self.null_tokens[stream], "d -> b 1 d", b=batch))
         return tokens, torch.ones(batch, 1, dtype=torch.bool, device=tokens.device)
 
-    def _finish(self, stream: str, tokens: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Decorate tokens; a sample with no valid token gets the null token at index 0 (all else masked)."""
+    def _finish(self, stream: str, tokens: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Decorate tokens; a sample with no valid token gets the null token at index 0 (all else masked).
+
+        Returns tokens, the attention mask, and the mask of real (not null) tokens."""
         b, n, _ = tokens.shape
         mask = default(mask, torch.ones(b, n, dtype=torch.bool, device=tokens.device))
         tokens = self._decorate(stream, tokens)
@@ -227,8 +242,9 @@ class OmnigesTransformerModel(nn.Module):
         null, _ = self._null_sequence(stream, b)
         first = torch.where(rearrange(absent, "b -> b 1 1"), null, tokens[:, :1])
         tokens = torch.cat((first, tokens[:, 1:]), dim=1)
+        real = mask
         mask = torch.cat((mask[:, :1] | rearrange(absent, "b -> b 1"), mask[:, 1:]), dim=1)
-        return tokens, mask
+        return tokens, mask, real
 
     def _audio_tokens(self, wavlm: Tensor | None, mfcc: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """30 fps WavLM + MFCC -> audio stream tokens at the latent rate, and their validity mask."""
@@ -245,8 +261,8 @@ class OmnigesTransformerModel(nn.Module):
 
     def _stream_inputs(
         self, stream: str, generate: set[str], batch: int, inputs: dict[str, Any], cache: dict | None
-    ) -> tuple[Tensor, Tensor]:
-        """Tokens and key mask of one stream: generated, clean condition (cached across ODE steps) or absent."""
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Tokens, key mask and real-token mask of one stream: generated, clean condition (cached) or absent."""
         if exists(cache) and stream not in generate and stream in cache:
             return cache[stream]
         tokens, mask = None, None
@@ -267,10 +283,30 @@ class OmnigesTransformerModel(nn.Module):
             if exists(known):
                 tokens = tokens + rearrange(known, "b n -> b n 1").to(tokens.dtype) * self.gesture_known_embed
         assert stream not in generate or exists(tokens), f"generated stream '{stream}' needs its noised input"
-        result = self._finish(stream, tokens, mask) if exists(tokens) else self._null_sequence(stream, batch)
+        if exists(tokens):
+            result = self._finish(stream, tokens, mask)
+        else:
+            null, null_mask = self._null_sequence(stream, batch)
+            result = (null, null_mask, torch.zeros_like(null_mask))
         if exists(cache) and stream not in generate:
             cache[stream] = result
         return result
+
+    def _add_aligned(self, tokens: list[Tensor], real: tuple[Tensor, ...], generate: set[str]) -> tuple[Tensor, ...]:
+        """Generated stream token i += sum over present conditions of proj(condition token i), real tokens only."""
+        if not exists(self.aligned):
+            return tuple(tokens)
+        for dst in generate:
+            d = STREAMS.index(dst)
+            added = tokens[d]
+            for src in STREAMS:
+                s = STREAMS.index(src)
+                if src in generate or tokens[s].shape[1] != tokens[d].shape[1]:
+                    continue
+                weight = rearrange(real[s], "b n -> b n 1").to(tokens[d].dtype)
+                added = added + self.aligned[f"{src}_to_{dst}"](tokens[s]) * weight
+            tokens[d] = added
+        return tuple(tokens)
 
     def time_condition(
         self, t_text: Tensor, t_audio: Tensor, t_gesture: Tensor, step_size: Tensor | None
@@ -331,7 +367,9 @@ class OmnigesTransformerModel(nn.Module):
         assert present, "at least one stream must be given"
         batch, device = present[0].shape[0], present[0].device
 
-        tokens, masks = zip(*[self._stream_inputs(s, generate, batch, inputs, cache) for s in STREAMS], strict=True)
+        streams = [self._stream_inputs(s, generate, batch, inputs, cache) for s in STREAMS]
+        tokens, masks, real = zip(*streams, strict=True)
+        tokens = self._add_aligned(list(tokens), real, generate)
         step = as_batch_tensor(step_size, batch, device) if exists(step_size) else None
         times = (as_batch_tensor(t, batch, device) for t in (t_text, t_audio, t_gesture))
         time_cond = self.time_condition(*times, step)

@@ -19,6 +19,17 @@ REAL_ROOT = FIXTURES / "beat2_real"
 REAL_ID = "2_scott_0_1_1"
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tests use tiny models: one torch thread is fastest and steadiest (two threads on a busy 2-core machine stall)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def real_clip_paths() -> dict[str, Path]:
     return {

@@ -20,14 +20,6 @@ TINY = dict(
 FLOW = RectifiedFlow()
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_model(seed: int = 0, **overrides) -> OmnigesTransformerModel:
     """Tiny demo-shaped model with all parameters perturbed (so time modulation is not zero)."""

@@ -17,14 +17,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "gesturelsm_rvqvae"
 SMALL_PARTS = ("upper", "lower_trans")
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny convolutions run several times faster on one thread than on two busy ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def small_model(part: str) -> RVQVAE:
     """The fixture's small config (width 64, code_dim 32) with its weights, in eval mode."""

@@ -48,14 +48,6 @@ def tiny_inputs(config: OmnigesConfig, b: int = 2, n: int = 6, seed: int = 1) ->
     )
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 TIMES = dict(t_text=1.0, t_audio=1.0, t_gesture=0.4)
 

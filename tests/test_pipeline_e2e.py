@@ -5,6 +5,7 @@ one runs the real Snakemake DAG (`-m slow`).
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -81,12 +82,10 @@ def test_every_stage_runs_and_the_cli_uses_its_outputs(workdir, monkeypatch):
     assert other.exit_code != 0 and "corrupt or truncated npz" in other.output
 
 
-@pytest.mark.slow
-def test_snakemake_runs_the_whole_dag_and_is_a_no_op_after(tmp_path):
-    """The real workflow in a copy of the repo: `all`, then a dry run that has nothing to do."""
+def tiny_clone(tmp_path: Path) -> Path:
+    """A git clone of this repository with the tiny settings written into its params.yaml."""
     work = tmp_path / "repo"
-    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "data", "results", ".snakemake", "mlflow.db",
-                                                              ".git", "logs"))
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
     params = yaml.safe_load((work / "params.yaml").read_text())
     for key, value in TINY.items():
         node = params
@@ -97,7 +96,26 @@ def test_snakemake_runs_the_whole_dag_and_is_a_no_op_after(tmp_path):
     for experiment in params["training"]["experiments"].values():
         experiment["steps"] = 2
     (work / "params.yaml").write_text(yaml.safe_dump(params))
+    return work
+
+
+@pytest.mark.slow
+def test_snakemake_runs_the_whole_dag_and_is_a_no_op_after(tmp_path):
+    """The real workflow in a clone of the repo: `all`, then a dry run that has nothing to do."""
+    work = tiny_clone(tmp_path)
     exe = str(Path(sys.executable).parent / "snakemake")
     subprocess.run([exe, "-c2", "all"], cwd=work, check=True, capture_output=True)
     dry = subprocess.run([exe, "-n", "-c2", "all"], cwd=work, check=True, capture_output=True, text=True).stdout
     assert "Nothing to be done" in dry
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_the_same_dag_and_status_is_clean_after(tmp_path):
+    """`dvc repro` in a clone of the repo, then `dvc status` reports nothing changed."""
+    work = tiny_clone(tmp_path)
+    exe = str(Path(sys.executable).parent / "dvc")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    subprocess.run([exe, "repro"], cwd=work, check=True, capture_output=True, env=env)
+    status = subprocess.run([exe, "status"], cwd=work, check=True, capture_output=True, text=True, env=env).stdout
+    assert "up to date" in status.lower()
+    assert (work / "results/metrics/multitask.json").is_file()

@@ -99,13 +99,19 @@ def tiny_clone(tmp_path: Path) -> Path:
     return work
 
 
+def venv_env() -> dict[str, str]:
+    """The stages' shell commands call `python`: it must be this environment's."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
 @pytest.mark.slow
 def test_snakemake_runs_the_whole_dag_and_is_a_no_op_after(tmp_path):
     """The real workflow in a clone of the repo: `all`, then a dry run that has nothing to do."""
     work = tiny_clone(tmp_path)
     exe = str(Path(sys.executable).parent / "snakemake")
-    subprocess.run([exe, "-c2", "all"], cwd=work, check=True, capture_output=True)
-    dry = subprocess.run([exe, "-n", "-c2", "all"], cwd=work, check=True, capture_output=True, text=True).stdout
+    subprocess.run([exe, "-c2", "all"], cwd=work, check=True, capture_output=True, env=venv_env())
+    dry = subprocess.run([exe, "-n", "-c2", "all"], cwd=work, check=True, capture_output=True, text=True,
+                         env=venv_env()).stdout
     assert "Nothing to be done" in dry
 
 
@@ -114,8 +120,8 @@ def test_dvc_repro_runs_the_same_dag_and_status_is_clean_after(tmp_path):
     """`dvc repro` in a clone of the repo, then `dvc status` reports nothing changed."""
     work = tiny_clone(tmp_path)
     exe = str(Path(sys.executable).parent / "dvc")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    subprocess.run([exe, "repro"], cwd=work, check=True, capture_output=True, env=env)
-    status = subprocess.run([exe, "status"], cwd=work, check=True, capture_output=True, text=True, env=env).stdout
+    subprocess.run([exe, "repro"], cwd=work, check=True, capture_output=True, env=venv_env())
+    status = subprocess.run([exe, "status"], cwd=work, check=True, capture_output=True, text=True,
+                            env=venv_env()).stdout
     assert "up to date" in status.lower()
     assert (work / "results/metrics/multitask.json").is_file()

@@ -101,10 +101,11 @@ def train_generator(
     marker = out_dir / "checkpoints" / "settings.json"
     if marker.exists() and json.loads(marker.read_text()).get("hash") == digest:
         trainer.resume()
-    else:
+    elif trainer.accelerator.is_main_process:
         marker.parent.mkdir(parents=True, exist_ok=True)
         trainer.checkpoint_path.unlink(missing_ok=True)
         write_json_atomic(marker, {"hash": digest})
+    trainer.accelerator.wait_for_everyone()
     log.info("train_%s: %d parameters, %d train / %d val windows, tasks %s", experiment, count_parameters(net),
              len(train_set), len(val_set), train_cfg.tasks)
     final = trainer.fit(progress=progress)
@@ -116,8 +117,10 @@ def train_generator(
         "features": {k: train_set.features.meta[k] for k in ("wavlm", "wavlm_random_init", "text", "n_mfcc")},
         "features_params": features_params or {}, "settings_hash": digest,
     }
-    save_checkpoint(out_dir / "model.pt", payload)
     summary = {"parameters": count_parameters(net), "train_windows": len(train_set), "steps": train_cfg.steps,
                **{k: v for k, v in final.items() if k.startswith("val/")}}
-    write_json_atomic(out_dir / "train_metrics.json", {"summary": summary, "history": trainer.history})
+    if trainer.accelerator.is_main_process:  # under `accelerate launch` every process gets here
+        save_checkpoint(out_dir / "model.pt", payload)
+        write_json_atomic(out_dir / "train_metrics.json", {"summary": summary, "history": trainer.history})
+    trainer.accelerator.wait_for_everyone()
     return summary

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.evaluation import report
 from omniges.evaluation.evaluator import load_evaluator
+from omniges.evaluation.iconic import iconic_hit_rate
 from omniges.features.audio import SAMPLE_RATE, mfcc, mfcc_to_logmel
 from omniges.inference import Omniges
 from omniges.render.skeleton import forward_kinematics
@@ -95,7 +96,14 @@ def evaluate_experiment(
                     "mean_pose": report.gesture_metrics(
                         refs, report.mean_pose_baseline(refs, mean_poses, mean_expressions), **kwargs),
                 }
-            rows.update(gesture_rows)
+            rows.update({name: dict(values) for name, values in gesture_rows.items()})
+            if task == "t2g":
+                ids, words = list(reference), [m.words for m in refs]
+                for name, motions in (("generated", generated), ("ground_truth", refs),
+                                      ("random_clip", report.random_clip_baseline(refs))):
+                    rate = iconic_hit_rate(ids, [m.poses for m in motions], words)
+                    if rate is not None:
+                        rows[name]["iconic_hit_rate"] = rate
         elif task == "g2t":
             with_text = [m for m in refs if m.words]
             if not with_text:

@@ -32,6 +32,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import butter, iirpeak, lfilter, sosfilt
 from scipy.spatial.transform import Rotation
 
+from omniges.data.body import SMPLX_PARENTS
+
 FPS = 30
 SR = 16000
 NUM_JOINTS = 55
@@ -126,11 +128,7 @@ BEAT2_MEAN_VEL = _table(
 
 # ---------------------------------------------------------------------------------------------- skeleton
 
-PARENTS = np.array(
-    [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
-    + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
-    + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53]
-)
+PARENTS = np.array(SMPLX_PARENTS)
 _MIRROR_PAIRS = [(1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (23, 24)]
 
 

@@ -25,13 +25,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from omniges.data.body import axis_angle_to_rot6d, matrix_to_rot6d, rot6d_to_matrix
+from omniges.data.body import SMPLX_PARENTS, axis_angle_to_rot6d, matrix_to_rot6d, rot6d_to_matrix
 
-SMPLX_PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
-    20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
-    21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
-)  # fmt: skip
 NUM_JOINTS = 55
 MOTION_DIM = NUM_JOINTS * 6
 LATENT_DIM = 240

@@ -13,17 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from omniges.data.body import EYE_JOINTS, JAW_JOINT, PART_JOINTS
+from omniges.data.body import EYE_JOINTS, JAW_JOINT, PART_JOINTS, SMPLX_PARENTS, axis_angle_to_matrix
 
 NUM_JOINTS = 55
 HEAD_JOINT = 15
 NECK_JOINT = 12
 
-SMPLX_PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
-    20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
-    21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
-)  # fmt: skip
 
 PARTS = ("upper", "hands", "lower", "face")
 _PART_INDEX = {
@@ -95,18 +90,6 @@ def rest_joints_from_model(
         v_shaped = model.v_template[None] + blend_shapes(shape, model.shapedirs)
         joints = vertices2joints(model.J_regressor, v_shaped)[0, :NUM_JOINTS]
     return joints.numpy().astype(np.float64)
-
-
-def axis_angle_to_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle -> (..., 3, 3) by Rodrigues, vectorised, exact at zero angle."""
-    axis_angle = np.asarray(axis_angle, dtype=np.float64)
-    angle = np.linalg.norm(axis_angle, axis=-1, keepdims=True)
-    axis = axis_angle / np.maximum(angle, 1e-12)
-    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
-    zeros = np.zeros_like(x)
-    skew = np.stack([zeros, -z, y, z, zeros, -x, -y, x, zeros], axis=-1).reshape(*x.shape, 3, 3)
-    sin, cos = np.sin(angle)[..., None], np.cos(angle)[..., None]
-    return np.eye(3) + sin * skew + (1.0 - cos) * (skew @ skew)
 
 
 def forward_kinematics(

@@ -113,7 +113,7 @@ def train_evaluator(params: Params) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from omniges.data.dataset import plan_windows
+    from omniges.data.dataset import clip_windows
     from omniges.data.store import LmdbReader
     from omniges.evaluation.evaluator import VAESKConv, load_evaluator, poses_to_rot6d, save_evaluator, train_evaluator
 
@@ -125,17 +125,13 @@ def train_evaluator(params: Params) -> dict[str, Any]:
             save_evaluator(model, out)
             summary: dict[str, Any] = {"imported": cfg["import"]}
         else:
-            clips = LmdbReader(CACHE / "clips.lmdb")
-            index = clips.meta["index"]
-            lengths = {k: v["n_frames"] for k, v in index.items() if v["split"] in ("train", "additional")}
-            windows = []
-            for window in plan_windows(lengths, length=cfg["window"], stride=cfg["stride"]):
-                if window.frames == cfg["window"]:
-                    poses = clips[window.clip_id]["poses"][window.start : window.start + window.frames]
-                    windows.append(poses_to_rot6d(poses))
+            windows = clip_windows(
+                LmdbReader(CACHE / "clips.lmdb"), splits=("train", "additional"), length=cfg["window"],
+                stride=cfg["stride"], array=lambda record: poses_to_rot6d(record["poses"]),
+            )
             torch.manual_seed(cfg["seed"])
             model = VAESKConv()
-            result = train_evaluator(model, np.stack(windows).astype(np.float32), steps=cfg["steps"],
+            result = train_evaluator(model, windows.astype(np.float32), steps=cfg["steps"],
                                      batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"])
             for step, loss in enumerate(result["loss_history"][:: max(1, cfg["steps"] // 50)]):
                 run.log_metrics({"loss": loss}, step=step * max(1, cfg["steps"] // 50))

@@ -6,6 +6,7 @@ so every stream of one item covers the same seconds. Clips shorter than a window
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,23 @@ def plan_windows(lengths: dict[str, int], *, length: int, stride: int) -> list[W
             starts.append(last)
         windows += [Window(clip_id, s, length) for s in starts]
     return windows
+
+
+def clip_windows(
+    clips: LmdbReader, *, splits: tuple[str, ...], length: int, stride: int,
+    array: Callable[[dict], np.ndarray],
+) -> np.ndarray:
+    """(N, length, D) full windows of `array(record)` over the clips of `splits` (each clip read once)."""
+    index = clips.meta["index"]
+    lengths = {k: v["n_frames"] for k, v in index.items() if v["split"] in splits and v["n_frames"] >= length}
+    out, current, values = [], None, None
+    for window in plan_windows(lengths, length=length, stride=stride):
+        if window.clip_id != current:  # windows come sorted by clip
+            current, values = window.clip_id, array(clips[window.clip_id])
+        out.append(values[window.start : window.start + length])
+    if not out:
+        raise ValueError(f"{clips.path}: no {length}-frame windows in splits {splits}")
+    return np.stack(out)
 
 
 def normalize(values: np.ndarray, stats: dict[str, np.ndarray], name: str) -> np.ndarray:

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from omniges.data.body import EXPRESSION_DIM, PART_JOINTS, PART_NAMES, part_dim
-from omniges.data.dataset import plan_windows
+from omniges.data.dataset import clip_windows
 from omniges.data.store import LmdbReader, LmdbWriter, write_json_atomic
 from omniges.models.gesture_processor import GestureProcessor, load_part_model
 from omniges.models.rvqvae import RVQVAE
@@ -26,18 +26,8 @@ def part_windows(
     std: np.ndarray,
 ) -> np.ndarray:
     """Normalised (N, length, D) windows of one part from the clips of `splits`."""
-    index = clips.meta["index"]
-    lengths = {k: v["n_frames"] for k, v in index.items() if v["split"] in splits and v["n_frames"] >= length}
-    windows = plan_windows(lengths, length=length, stride=stride)
-    cache: dict[str, np.ndarray] = {}
-    out = []
-    for window in windows:
-        if window.clip_id not in cache:
-            cache = {window.clip_id: clips[window.clip_id]["parts"][part]}
-        out.append(cache[window.clip_id][window.start : window.start + length])
-    if not out:
-        raise ValueError(f"{clips.path}: no {length}-frame windows of part {part} in splits {splits}")
-    return ((np.stack(out) - mean) / std).astype(np.float32)
+    windows = clip_windows(clips, splits=splits, length=length, stride=stride, array=lambda r: r["parts"][part])
+    return ((windows - mean) / std).astype(np.float32)
 
 
 def report_layout(part: str, face_jaw: bool) -> dict[str, Any]:
@@ -57,6 +47,7 @@ def build_tokenizer(
     stats = np.load(cache_dir / "stats.npz")
     mean, std = stats[f"{part}_mean"], stats[f"{part}_std"]
     config = {"input_width": part_dim(part, face_jaw=face_jaw), **model}
+    torch.manual_seed(train.get("seed", 0))
     net = RVQVAE(**config)
     windows = {split: part_windows(clips, part, splits=splits, length=window, stride=stride, mean=mean, std=std)
                for split, splits in (("train", ("train", "additional")), ("val", ("val",)))}
@@ -65,8 +56,6 @@ def build_tokenizer(
         metrics: dict[str, Any] = {"imported": import_path}
         log.info("rvqvae_%s: imported %s", part, import_path)
     else:
-        torch.manual_seed(train.get("seed", 0))
-        net = RVQVAE(**config)
         metrics = train_rvqvae(net, windows["train"], windows["val"], log_fn=log_fn, progress=progress, **train)
     layout = report_layout(part, face_jaw)
     report = reconstruction_report(net.eval(), windows["val"], mean=mean, std=std, **layout)

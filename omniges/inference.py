@@ -152,6 +152,13 @@ class Omniges:
         latents, _ = self.processor.encode(tensors)
         return {"gesture": latents, "gesture_mask": torch.ones(latents.shape[:2], dtype=torch.bool)}
 
+    def _gesture_windows(self, motion: dict[str, np.ndarray]) -> list[dict[str, torch.Tensor]]:
+        """The motion's gesture condition cut into consecutive `window_tokens` windows (G2T, G2A)."""
+        cond = self.gesture_condition(motion)
+        window = self.settings.window_tokens
+        return [{k: v[:, start : start + window] for k, v in cond.items()}
+                for start in range(0, cond["gesture"].shape[1], window)]
+
     # ------------------------------------------------------------------ tasks
 
     def _generator(self, seed: int | None) -> torch.Generator:
@@ -194,12 +201,9 @@ class Omniges:
     def g2t(self, motion: dict[str, np.ndarray]) -> list[str]:
         """SMPL-X motion -> the words it most likely accompanied (one per spoken span, silences dropped)."""
         self._require("g2t")
-        cond = self.gesture_condition(motion)
         ids = []
-        window = self.settings.window_tokens
         with torch.no_grad():
-            for start in range(0, cond["gesture"].shape[1], window):
-                part = {k: v[:, start : start + window] for k, v in cond.items()}
+            for part in self._gesture_windows(motion):
                 logits = self.flow.sample(self.model, "g2t", part, steps=1)
                 ids += logits.argmax(-1)[0].tolist()
         collapsed = [i for k, i in enumerate(ids) if k == 0 or i != ids[k - 1]]
@@ -209,13 +213,10 @@ class Omniges:
             guidance: float | None = None, waveform: bool = True) -> np.ndarray:
         """SMPL-X motion -> speech: 16 kHz wave by Griffin-Lim from the generated MFCC (or the MFCC itself)."""
         self._require("g2a")
-        cond = self.gesture_condition(motion)
         s = self.settings
-        window = s.window_tokens
         chunks = []
         with torch.no_grad():
-            for start in range(0, cond["gesture"].shape[1], window):
-                part = {k: v[:, start : start + window] for k, v in cond.items()}
+            for part in self._gesture_windows(motion):
                 chunks.append(self.flow.sample(self.model, "g2a", part, steps=steps or s.steps,
                                                guidance=s.guidance if guidance is None else guidance,
                                                solver=s.solver, generator=self._generator(seed))[0])

@@ -1,8 +1,12 @@
 """A2G generation speed: real-time factor (seconds of motion per wall second), batch 1, features precomputed.
 
-Random weights; WavLM / MFCC (and text) features are given, so the timing is the generator alone (audio fusion
-+ MMDiT steps), without feature extraction or RVQVAE decoding. Writes JSON (default
-results/benchmarks/generation.json). Reference: GestureLSM's MeanFlow sampler runs about 47x real time.
+Random weights (speed does not depend on them); WavLM / MFCC (and text) features are given. Two paths are timed:
+- `end_to_end` (the number to compare): what `Omniges.a2g` runs after feature extraction: windowed long
+  generation (`generation.window_tokens` / `overlap_tokens`), decoding of all four parts by RVQVAEs of the same
+  size class (GestureLSM's width 512 for `full`), and conversion to SMPL-X axis-angle arrays;
+- `generator_only`: one `RectifiedFlow.sample` over the whole clip, no decoding.
+Writes JSON (default results/benchmarks/generation.json). References measured on this machine kind with the
+published architectures: GestureLSM MeanFlow 1 step ~47x, shortcut 2 steps ~27x, DDIM 20 steps ~4x, EMAGE ~14x.
 """
 
 from __future__ import annotations
@@ -18,10 +22,17 @@ from typing import Any
 
 import torch
 
+from omniges.data.body import PART_NAMES, part_dim
 from omniges.models.flow import RectifiedFlow
+from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
+from omniges.models.rvqvae import RVQVAE
 
-GESTURE_LSM_MEANFLOW_RTF = 47.0
+RVQVAE_SIZES = {"full": {}, "demo": dict(width=128, nb_code=256)}  # full: GestureLSM's; demo: params.yaml rvqvae
+
+REFERENCE_RTF = dict(gesture_lsm_meanflow_1_step=47.0, gesture_lsm_shortcut_2_steps=27.0,
+                     gesture_lsm_ddim_20_steps=4.0, emage=14.0)
+WINDOW_TOKENS, OVERLAP_TOKENS = 32, 4  # params.yaml generation defaults
 
 
 def a2g_conditions(config: OmnigesConfig, seconds: float, *, with_text: bool) -> dict[str, torch.Tensor]:
@@ -34,13 +45,14 @@ def a2g_conditions(config: OmnigesConfig, seconds: float, *, with_text: bool) ->
     return cond
 
 
-def time_sampling(
-    model: OmnigesTransformerModel, cond: dict[str, torch.Tensor], *, steps: int, guidance: float, repeats: int
-) -> tuple[list[float], list[float]]:
-    """Wall and process-CPU seconds of `repeats` A2G samples after one warm-up."""
-    flow = RectifiedFlow()
-    run = lambda: flow.sample(model, "a2g", cond, steps=steps, guidance=guidance,  # noqa: E731
-                              generator=torch.Generator().manual_seed(0))
+def random_processor(size: str) -> GestureProcessor:
+    """Four random RVQVAEs of the size class, identity normalisation."""
+    parts = {p: RVQVAE(input_width=part_dim(p), **RVQVAE_SIZES[size]).eval() for p in PART_NAMES}
+    return GestureProcessor(parts, stats={p: (0.0, 1.0) for p in PART_NAMES}, latent_scale=dict.fromkeys(PART_NAMES, 1.0))
+
+
+def timed(run: Any, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU seconds of `repeats` calls after one warm-up."""
     run()
     wall, cpu = [], []
     for _ in range(repeats):
@@ -52,26 +64,38 @@ def time_sampling(
 
 
 def benchmark(sizes: list[str], *, seconds: float, repeats: int, steps_list: list[int]) -> list[dict[str, Any]]:
-    """One row per (size, text present, steps, guidance)."""
-    rows = []
+    """One row per (size, path, text present, steps, guidance)."""
+    rows, flow = [], RectifiedFlow()
     for size in sizes:
         torch.manual_seed(0)
         config = getattr(OmnigesConfig, size)()
         model = OmnigesTransformerModel(config).eval()
-        cases = [(text, steps, 1.0) for text in (False, True) for steps in steps_list] + [(False, 1, 2.0)]
-        for with_text, steps, guidance in cases:
+        processor = random_processor(size)
+        frames = round(seconds * config.motion_fps)
+        cases = [("end_to_end", text, steps, 1.0) for text in (False, True) for steps in steps_list]
+        cases += [("end_to_end", False, 1, 1.5)] + [("generator_only", False, steps, 1.0) for steps in steps_list]
+        for path, with_text, steps, guidance in cases:
             cond = a2g_conditions(config, seconds, with_text=with_text)
+
+            def run(path: str = path, steps: int = steps, guidance: float = guidance, cond: dict = cond) -> Any:
+                generator = torch.Generator().manual_seed(0)
+                if path == "generator_only":
+                    return flow.sample(model, "a2g", cond, steps=steps, guidance=guidance, generator=generator)
+                latents = flow.generate_long(model, "a2g", cond, window=WINDOW_TOKENS, overlap=OVERLAP_TOKENS,
+                                             steps=steps, guidance=guidance, generator=generator)
+                return processor.to_smplx(processor.decode_from_latents(latents, num_frames=frames))
+
             with torch.inference_mode():
-                wall, cpu = time_sampling(model, cond, steps=steps, guidance=guidance, repeats=repeats)
+                wall, cpu = timed(run, repeats)
             median = statistics.median(wall)
             rows.append(dict(
-                size=size, parameters=count_parameters(model), transcript=with_text, steps=steps,
+                size=size, path=path, parameters=count_parameters(model), transcript=with_text, steps=steps,
                 guidance=guidance, gesture_tokens=round(seconds * config.tokens_per_second),
                 seconds_of_motion=seconds, wall_seconds_median=median, wall_seconds_all=wall,
                 cpu_seconds_median=statistics.median(cpu), real_time_factor=seconds / median,
                 real_time_factor_best=seconds / min(wall),
             ))
-            print(f"{size:5s} text={with_text!s:5s} steps={steps} cfg={guidance}: {median * 1000:8.1f} ms "
+            print(f"{size:5s} {path:14s} text={with_text!s:5s} steps={steps} cfg={guidance}: {median * 1000:8.1f} ms "
                   f"-> {seconds / median:7.1f}x real time", flush=True)
     return rows
 
@@ -94,8 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         task="a2g", batch=1, threads=args.threads, torch=torch.__version__, machine=platform.machine(),
         processor=platform.processor() or platform.platform(), cpu_count=os.cpu_count(),
         load_average_before=load_before, load_average_after=os.getloadavg(),
-        reference_real_time_factor=dict(gesture_lsm_meanflow=GESTURE_LSM_MEANFLOW_RTF),
-        note="generator only: features precomputed, RVQVAE decoding not included; random weights",
+        reference_real_time_factor=REFERENCE_RTF, window_tokens=WINDOW_TOKENS, overlap_tokens=OVERLAP_TOKENS,
+        note="features precomputed; end_to_end = windowed generation + RVQVAE decoding + SMPL-X; random weights",
         results=rows,
     )
     out = Path(args.out)

@@ -1,4 +1,4 @@
-"""OmnigesTransformerModel: shapes per task, masks, per-modality time conditioning, null path, configs."""
+"""OmnigesTransformerModel: shapes per task, masks, per-modality time conditioning, absent streams, configs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from omniges.models.omniges_transformer import (
+    MemoizedCondition,
     OmnigesConfig,
     OmnigesTransformerModel,
     count_parameters,
@@ -135,6 +136,45 @@ def test_absent_stream_equals_fully_masked_stream():
         a = model(**masked, **{**TIMES, "t_text": 0.0}, generate={"gesture"})["gesture_velocity"]
         b = model(**absent, **{**TIMES, "t_text": 0.0}, generate={"gesture"})["gesture_velocity"]
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_absent_stream_does_no_work():
+    """An absent stream enters the blocks with zero tokens: none of its block weights take part."""
+    model = tiny_model()
+    inputs = {**tiny_inputs(model.config), "text": None, "text_mask": None}
+    seen = []
+    hook = model.mmdit.blocks[0].feedforwards[0].register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
+    with torch.no_grad():
+        model(**inputs, **{**TIMES, "t_text": 0.0}, generate={"gesture"})
+    hook.remove()
+    assert seen and seen[0][1] == 0
+
+
+def test_memoized_time_conditioning_is_exact_and_follows_weight_updates():
+    model = tiny_model()
+    memos = [m for m in model.modules() if isinstance(m, MemoizedCondition)]
+    assert len(memos) == model.config.depth * 7  # per block: 2 layernorms x 3 streams + post-branch gammas
+    assert "mmdit.blocks.0.to_post_branch_gammas.2.weight" in model.state_dict()  # keys unchanged
+    inputs = tiny_inputs(model.config)
+    run = lambda: model(**inputs, **TIMES, generate={"gesture"})["gesture_velocity"]  # noqa: E731
+    with torch.no_grad():
+        first, again = run(), run()
+    assert sum(len(m._memo) for m in memos) > 0
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    model.train()
+    with torch.enable_grad():
+        reference = run()  # training path: no memo
+    torch.testing.assert_close(first, reference.detach(), rtol=1e-6, atol=1e-6)
+    model.eval()
+    with torch.no_grad():
+        for m in memos:
+            m[-1].weight.add_(0.1)  # in-place update (as an optimizer step): the memo must not serve stale values
+        changed = run()
+    fresh = tiny_model()
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(changed, fresh(**inputs, **TIMES, generate={"gesture"})["gesture_velocity"])
+    assert not torch.allclose(changed, first)
 
 
 def test_per_sample_absence_matches_absence_in_its_own_batch():

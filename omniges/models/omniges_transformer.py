@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, reduce, repeat
 from hyper_connections.mHCv2 import ManifoldConstrainedHyperConnections
-from mmdit.mmdit_generalized_pytorch import MMDiT
+from mmdit.mmdit_generalized_pytorch import AdaptiveLayerNorm, MMDiT, MMDiTBlock
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -144,6 +144,36 @@ def sinkhorn(log_alpha: Tensor, iters: int = 20) -> Tensor:
     return alpha
 
 
+class MemoizedCondition(nn.Sequential):
+    """An MMDiT time-conditioning projection (SiLU + Linear of time_cond) memoized per input value in inference.
+
+    time_cond depends only on the timesteps, and a few-step sampler visits the same few timesteps for every
+    clip and window, so at batch 1 on CPU re-reading these (dim_cond x 2 dim) weights per call costs ~15% of a
+    full-size step. Inference only (no grad, not training, CPU); the key includes the weights' version counters,
+    so training or loading new weights invalidates it. Swapped in by class, so state_dict keys are unchanged.
+    """
+
+    max_entries = 64
+
+    @classmethod
+    def install(cls, module: nn.Sequential) -> None:
+        module.__class__ = cls
+        module._memo = {}
+
+    def forward(self, cond: Tensor) -> Tensor:
+        if self.training or torch.is_grad_enabled() or cond.device.type != "cpu":
+            return super().forward(cond)
+        params = tuple(self.parameters())
+        key = (tuple(cond.shape), cond.dtype, cond.detach().numpy().tobytes(),
+               tuple((p.data_ptr(), p._version) for p in params))
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) >= self.max_entries:
+                self._memo.clear()
+            hit = self._memo[key] = super().forward(cond)
+        return hit
+
+
 def as_batch_tensor(value: float | Tensor, batch: int, device: torch.device) -> Tensor:
     """A float or (b,) tensor of per-sample timesteps as a float (b,) tensor."""
     value = torch.as_tensor(value, dtype=torch.float32, device=device)
@@ -154,9 +184,10 @@ class OmnigesTransformerModel(nn.Module):
     """Any-to-any MMDiT over text, audio and gesture streams at the gesture latent rate (7.5 tokens/s).
 
     Timestep convention (every stream): t = 1 clean data, t = 0 pure noise; x_t = t x1 + (1 - t) x0 and the
-    predicted velocity is x1 - x0. Conditioning streams enter clean (t = 1), the generated stream noised, an
-    absent stream as one learned null token with t = 0 (a sample whose stream mask is all False takes the
-    same null path, so per-sample condition dropout and a missing stream are the same computation).
+    predicted velocity is x1 - x0. Conditioning streams enter clean (t = 1), the generated stream noised. An
+    absent stream costs nothing: it enters with zero tokens and t = 0, so its weights are never touched; a
+    sample whose stream mask is all False (per-sample condition dropout) has every token of that stream masked
+    out of attention, which is the same function (attention over no keys of that stream, t = 0).
     """
 
     def __init__(self, config: OmnigesConfig):
@@ -175,9 +206,6 @@ class OmnigesTransformerModel(nn.Module):
         self.gesture_in = nn.Linear(c.gesture_latent_dim, c.gesture_dim)
         self.gesture_known_embed = nn.Parameter(torch.randn(c.gesture_dim) * 0.02)  # marks inpainted frames
 
-        self.null_tokens = nn.ParameterDict(
-            {s: nn.Parameter(torch.randn(d) * 0.02) for s, d in self.stream_dims.items()}
-        )
         self.stream_embeds = nn.ParameterDict(
             {s: nn.Parameter(torch.randn(d) * 0.02) for s, d in self.stream_dims.items()}
         ) if c.learned_stream_embed else None
@@ -194,6 +222,10 @@ class OmnigesTransformerModel(nn.Module):
         for module in self.mmdit.modules():  # mmdit gives no way to pass the constraint in; same math, ~15% faster
             if isinstance(module, ManifoldConstrainedHyperConnections):
                 module.residual_mix_constraint_fn = partial(sinkhorn, iters=20)
+            elif isinstance(module, AdaptiveLayerNorm) and module.has_cond:
+                MemoizedCondition.install(module.to_cond)
+            elif isinstance(module, MMDiTBlock) and module.has_cond:
+                MemoizedCondition.install(module.to_post_branch_gammas)
 
         # Time-aligned conditioning: every stream runs at the same token rate, so token i of a condition is
         # added (through a zero-initialised projection) to token i of the generated stream. Attention still sees
@@ -226,25 +258,17 @@ class OmnigesTransformerModel(nn.Module):
         tokens = tokens + seconds_positional_encoding(self.token_seconds(n, tokens.device), d).to(tokens.dtype)
         return tokens + self.stream_embeds[stream] if exists(self.stream_embeds) else tokens
 
-    def _null_sequence(self, stream: str, batch: int) -> tuple[Tensor, Tensor]:
-        """The absent-stream input: one null token at time 0, valid."""
-        tokens = self._decorate(stream, repeat(self.null_tokens[stream], "d -> b 1 d", b=batch))
-        return tokens, torch.ones(batch, 1, dtype=torch.bool, device=tokens.device)
+    def _empty_sequence(self, stream: str, batch: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """An absent stream: zero tokens, so no block spends work on it."""
+        tokens = torch.zeros(batch, 0, self.stream_dims[stream], device=device)
+        mask = torch.zeros(batch, 0, dtype=torch.bool, device=device)
+        return tokens, mask, mask
 
     def _finish(self, stream: str, tokens: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Decorate tokens; a sample with no valid token gets the null token at index 0 (all else masked).
-
-        Returns tokens, the attention mask, and the mask of real (not null) tokens."""
+        """Decorated tokens, their attention mask and the mask of real tokens (the same mask)."""
         b, n, _ = tokens.shape
         mask = default(mask, torch.ones(b, n, dtype=torch.bool, device=tokens.device))
-        tokens = self._decorate(stream, tokens)
-        absent = ~mask.any(dim=-1)
-        null, _ = self._null_sequence(stream, b)
-        first = torch.where(rearrange(absent, "b -> b 1 1"), null, tokens[:, :1])
-        tokens = torch.cat((first, tokens[:, 1:]), dim=1)
-        real = mask
-        mask = torch.cat((mask[:, :1] | rearrange(absent, "b -> b 1"), mask[:, 1:]), dim=1)
-        return tokens, mask, real
+        return self._decorate(stream, tokens), mask, mask
 
     def _audio_tokens(self, wavlm: Tensor | None, mfcc: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """30 fps WavLM + MFCC -> audio stream tokens at the latent rate, and their validity mask."""
@@ -286,8 +310,7 @@ class OmnigesTransformerModel(nn.Module):
         if exists(tokens):
             result = self._finish(stream, tokens, mask)
         else:
-            null, null_mask = self._null_sequence(stream, batch)
-            result = (null, null_mask, torch.zeros_like(null_mask))
+            result = self._empty_sequence(stream, batch, self.gesture_in.weight.device)
         if exists(cache) and stream not in generate:
             cache[stream] = result
         return result

@@ -17,6 +17,7 @@ import os
 import platform
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,19 @@ def a2g_conditions(config: OmnigesConfig, seconds: float, *, with_text: bool) ->
 def random_processor(size: str) -> GestureProcessor:
     """Four random RVQVAEs of the size class, identity normalisation."""
     parts = {p: RVQVAE(input_width=part_dim(p), **RVQVAE_SIZES[size]).eval() for p in PART_NAMES}
-    return GestureProcessor(parts, stats={p: (0.0, 1.0) for p in PART_NAMES}, latent_scale=dict.fromkeys(PART_NAMES, 1.0))
+    identity = {p: (0.0, 1.0) for p in PART_NAMES}
+    return GestureProcessor(parts, stats=identity, latent_scale=dict.fromkeys(PART_NAMES, 1.0))
+
+
+def a2g(model: OmnigesTransformerModel, processor: GestureProcessor, cond: dict[str, torch.Tensor], *, path: str,
+        steps: int, guidance: float, frames: int) -> Any:
+    """One batch-1 A2G generation along `path` (generator_only or end_to_end)."""
+    flow, generator = RectifiedFlow(), torch.Generator().manual_seed(0)
+    if path == "generator_only":
+        return flow.sample(model, "a2g", cond, steps=steps, guidance=guidance, generator=generator)
+    latents = flow.generate_long(model, "a2g", cond, window=WINDOW_TOKENS, overlap=OVERLAP_TOKENS, steps=steps,
+                                 guidance=guidance, generator=generator)
+    return processor.to_smplx(processor.decode_from_latents(latents, num_frames=frames))
 
 
 def timed(run: Any, repeats: int) -> tuple[list[float], list[float]]:
@@ -65,7 +78,7 @@ def timed(run: Any, repeats: int) -> tuple[list[float], list[float]]:
 
 def benchmark(sizes: list[str], *, seconds: float, repeats: int, steps_list: list[int]) -> list[dict[str, Any]]:
     """One row per (size, path, text present, steps, guidance)."""
-    rows, flow = [], RectifiedFlow()
+    rows = []
     for size in sizes:
         torch.manual_seed(0)
         config = getattr(OmnigesConfig, size)()
@@ -77,14 +90,7 @@ def benchmark(sizes: list[str], *, seconds: float, repeats: int, steps_list: lis
         for path, with_text, steps, guidance in cases:
             cond = a2g_conditions(config, seconds, with_text=with_text)
 
-            def run(path: str = path, steps: int = steps, guidance: float = guidance, cond: dict = cond) -> Any:
-                generator = torch.Generator().manual_seed(0)
-                if path == "generator_only":
-                    return flow.sample(model, "a2g", cond, steps=steps, guidance=guidance, generator=generator)
-                latents = flow.generate_long(model, "a2g", cond, window=WINDOW_TOKENS, overlap=OVERLAP_TOKENS,
-                                             steps=steps, guidance=guidance, generator=generator)
-                return processor.to_smplx(processor.decode_from_latents(latents, num_frames=frames))
-
+            run = partial(a2g, model, processor, cond, path=path, steps=steps, guidance=guidance, frames=frames)
             with torch.inference_mode():
                 wall, cpu = timed(run, repeats)
             median = statistics.median(wall)

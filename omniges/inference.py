@@ -198,14 +198,19 @@ class Omniges:
         n_frames = int(round((seconds or max(e for _, _, e in words)) * FPS))
         return self._gesture("t2g", self.text_condition(words, n_frames), n_frames, seed, steps, guidance)
 
+    def g2t_log_probs(self, motion: dict[str, np.ndarray]) -> np.ndarray:
+        """SMPL-X motion -> per-gesture-token log-probabilities over the vocabulary (n_tokens, vocab), 7.5 per s.
+
+        Token k covers motion frames [4k, 4k + 4); its training target was the word spoken at frame 4k + 1."""
+        self._require("g2t")
+        with torch.no_grad():
+            logits = [self.flow.sample(self.model, "g2t", part, steps=1)[0]
+                      for part in self._gesture_windows(motion)]
+        return torch.log_softmax(torch.cat(logits), dim=-1).numpy()
+
     def g2t(self, motion: dict[str, np.ndarray]) -> list[str]:
         """SMPL-X motion -> the words it most likely accompanied (one per spoken span, silences dropped)."""
-        self._require("g2t")
-        ids = []
-        with torch.no_grad():
-            for part in self._gesture_windows(motion):
-                logits = self.flow.sample(self.model, "g2t", part, steps=1)
-                ids += logits.argmax(-1)[0].tolist()
+        ids = self.g2t_log_probs(motion).argmax(-1).tolist()
         collapsed = [i for k, i in enumerate(ids) if k == 0 or i != ids[k - 1]]
         return self.vocab.decode(collapsed)
 

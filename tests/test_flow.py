@@ -17,7 +17,8 @@ TINY = dict(
     num_codes=16, num_code_layers=2, vocab_size=50, depth=2, heads=2, dim_head=16, time_embed_dim=16, dim_cond=32,
     audio_fusion_layers=1, audio_fusion_heads=2,
 )
-FLOW = RectifiedFlow()
+FLOW = RectifiedFlow(prediction="velocity")  # the closed-form toy fields below are velocities
+FLOW_X = RectifiedFlow()  # the default: heads predict clean data
 
 
 
@@ -101,6 +102,34 @@ def test_euler_with_true_velocity_recovers_point_data_exactly(steps):
     out = FLOW.sample(model, "a2g", audio_cond(), steps=steps, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, target, atol=1e-5, rtol=1e-5)
     assert model.calls == steps
+
+
+@pytest.mark.parametrize("steps", [1, 3, 8])
+def test_x_prediction_with_the_true_clean_point_recovers_it_exactly(steps):
+    target = torch.linspace(-2, 2, 5 * 3).view(1, 5, 3).expand(2, 5, 3)
+    model = ToyModel(lambda x, **_: target.clone())  # the head outputs x1 itself
+    out = FLOW_X.sample(model, "a2g", audio_cond(), steps=steps, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, target, atol=1e-5, rtol=1e-5)
+
+
+def test_x_prediction_velocity_and_clean_estimate_invert_each_other():
+    x1, x_t = torch.randn(3, 4, 2), torch.randn(3, 4, 2)
+    t = torch.tensor([0.0, 0.5, 0.99])
+    v = FLOW_X.velocity(x1, x_t, t)
+    torch.testing.assert_close(v[:2], ((x1 - x_t) / (1 - t.view(3, 1, 1)))[:2])
+    torch.testing.assert_close(v[2], (x1 - x_t)[2] / FLOW_X.t_eps)  # 1 - t clipped near the data end
+    torch.testing.assert_close(FLOW_X.clean_estimate(x1, x_t, t), x1)
+    torch.testing.assert_close(FLOW.clean_estimate(v, x_t, t[:2].mean()), x_t + 0.75 * v)
+    with pytest.raises(ValueError, match="prediction"):
+        RectifiedFlow(prediction="eps")
+
+
+def test_x_prediction_training_loss_is_zero_for_the_true_clean_point():
+    batch = dict(gesture=torch.randn(3, 5, 4), mfcc=torch.randn(3, 20, 4), audio_mask=torch.ones(3, 20, dtype=torch.bool))
+    model = ToyModel(lambda x, **_: batch["gesture"], width=4)
+    flow = RectifiedFlow(shortcut_fraction=0.0, prefix_prob=0.0, cfg_dropout=0.0)
+    losses = flow.training_step(model, batch, "a2g", generator=torch.Generator().manual_seed(0))
+    assert losses["flow"].item() < 1e-10
 
 
 def test_heun_is_more_accurate_than_euler_on_a_curved_field():

@@ -200,3 +200,31 @@ def test_sync_synthetic_jaw_following_energy():
     poses[:, 3 * 16: 3 * 16 + 3] = rng.normal(0, 0.01, (n, 3))
     result = speech_motion_sync(audio, SR, poses, FPS)
     assert result["jaw"]["peak"] > 0.8 and result["jaw"]["z"] > 5
+
+
+def test_word_accuracy_reads_each_word_over_its_tokens_and_skips_specials():
+    from omniges.evaluation.report import word_accuracy
+    from omniges.features.text import Vocabulary
+
+    vocab = Vocabulary([*Vocabulary.SPECIALS, "hello", "world", "big"])
+    log_probs = np.full((15, len(vocab)), -5.0)  # 2 s at 7.5 tokens/s
+    log_probs[:, Vocabulary.SIL] = 0.0  # silence dominates every token, yet words are read among real words
+    log_probs[0:7, vocab.index["hello"]] = -1.0  # tokens 0..6 cover 0.0-0.93 s
+    log_probs[7:15, vocab.index["world"]] = -1.0
+    words = [("hello", 0.0, 0.9), ("world", 1.0, 1.9), ("Big", 1.2, 1.21), ("zzz", 0.1, 0.2)]
+    # "Big" (a word shorter than a token) is read at its midpoint token, where "world" wins; "zzz" is not scored
+    assert word_accuracy(log_probs, words, vocab) == pytest.approx(2 / 3)
+    log_probs[9, vocab.index["big"]] = 0.5  # frame 36 (1.2 s) lies in token 9
+    assert word_accuracy(log_probs, words, vocab) == pytest.approx(1.0)
+    assert word_accuracy(log_probs, [("zzz", 0.0, 1.0)], vocab) is None
+
+
+def test_envelope_correlation_follows_timing_not_level():
+    from omniges.evaluation.report import envelope_correlation
+
+    rng = np.random.default_rng(0)
+    loud = np.repeat(rng.random(40) > 0.5, 5).astype(float)
+    ref = loud[:, None] * 4 + rng.normal(0, 0.1, (200, 16))
+    assert envelope_correlation([ref], [ref * 0.5 - 3]) == pytest.approx(1.0, abs=1e-9)
+    assert envelope_correlation([ref], [np.roll(ref, 50, axis=0)]) < 0.3
+    assert envelope_correlation([ref], [np.zeros_like(ref)]) == 0.0  # a flat candidate has no defined correlation

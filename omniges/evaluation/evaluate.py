@@ -59,6 +59,13 @@ def _logmel_of_wave(wave: np.ndarray, n_frames: int, n_mfcc: int) -> np.ndarray:
     return mfcc_to_logmel(mfcc(wave, SAMPLE_RATE, n_frames=n_frames, n_mfcc=n_mfcc, n_mels=n_mfcc))
 
 
+def _mean_accuracy(log_probs: list[np.ndarray], clips: list[report.Motion], vocab: Any) -> float:
+    """Word accuracy pooled over clips (each clip weighted by its scored words)."""
+    scored = [(report.word_accuracy(lp, m.words, vocab), len(m.words)) for lp, m in zip(log_probs, clips, strict=True)]
+    scored = [(a, n) for a, n in scored if a is not None]
+    return float(np.average([a for a, _ in scored], weights=[n for _, n in scored])) if scored else 0.0
+
+
 def evaluate_experiment(
     model: Omniges, *, cache_dir: str | Path, evaluator_path: str | Path, out_json: str | Path,
     mean_vel: np.ndarray | None = None, max_clips: int | None = None, progress: bool = True,
@@ -108,15 +115,24 @@ def evaluate_experiment(
             with_text = [m for m in refs if m.words]
             if not with_text:
                 continue
-            hyps = [" ".join(model.g2t({"poses": m.poses, "trans": m.trans, "expressions": m.expressions}))
-                    for m in tqdm(with_text, desc="evaluate g2t", disable=not progress)]
+            motions = [{"poses": m.poses, "trans": m.trans, "expressions": m.expressions} for m in with_text]
+            log_probs = [model.g2t_log_probs(m) for m in tqdm(motions, desc="evaluate g2t", disable=not progress)]
+            hyps = [" ".join(model.g2t(m)) for m in motions]
             truth = [" ".join(w for w, _, _ in m.words) for m in with_text]
-            shuffled = [truth[(i + 1) % len(truth)] for i in range(len(truth))]
+            other = [(i + 1) % len(with_text) for i in range(len(with_text))]  # another clip (a derangement)
             common = model.vocab.tokens[3] if len(model.vocab) > 3 else ""
-            rows["generated"] = report.text_metrics(hyps, truth)
-            rows["random_clip"] = report.text_metrics(shuffled, truth)
-            rows["most_frequent_word"] = report.text_metrics([" ".join([common] * len(m.words)) for m in with_text],
-                                                             truth)
+            rows["generated"] = {**report.text_metrics(hyps, truth),
+                                 "word_accuracy": _mean_accuracy(log_probs, with_text, model.vocab)}
+            # random clip: another clip's transcript; its word accuracy is the model reading another clip's motion
+            rows["random_clip"] = {**report.text_metrics([truth[j] for j in other], truth),
+                                   "word_accuracy": _mean_accuracy([log_probs[j] for j in other], with_text,
+                                                                   model.vocab)}
+            always = np.full((1, len(model.vocab)), -np.inf)
+            always[0, 3 if len(model.vocab) > 3 else 0] = 0.0
+            rows["most_frequent_word"] = {
+                **report.text_metrics([" ".join([common] * len(m.words)) for m in with_text], truth),
+                "word_accuracy": _mean_accuracy([np.repeat(always, len(lp), 0) for lp in log_probs], with_text,
+                                                model.vocab)}
         elif task == "g2a":
             n_mfcc = model.config.mfcc_dim
             real, gen = [], []
@@ -128,7 +144,9 @@ def evaluate_experiment(
                 gen.append(mfcc_to_logmel(coeffs))
             shuffled = [np.resize(real[(i + 1) % len(real)], real[i].shape) for i in range(len(real))]
             mean_frame = np.concatenate(real).mean(0)
-            rows["generated"] = report.audio_metrics(real, gen)
+            mismatched = report.audio_metrics(shuffled, gen)  # generated vs another clip's real audio
+            rows["generated"] = {**report.audio_metrics(real, gen), "mcd_dtw_vs_other_clip": mismatched["mcd_dtw"],
+                                 "envelope_corr_vs_other_clip": mismatched["envelope_corr"]}
             rows["random_clip"] = report.audio_metrics(real, shuffled)
             rows["mean_audio"] = report.audio_metrics(real, [np.repeat(mean_frame[None], len(r), 0) for r in real])
         results["tasks"][task] = rows

@@ -6,6 +6,7 @@ Rows: `generated`, `ground_truth` (where a metric is defined on GT alone: BC, L1
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,12 +90,50 @@ def text_metrics(hyps: list[str], refs: list[str]) -> dict[str, float]:
     return {"bleu": metrics.bleu(hyps, refs), "rouge_l": metrics.rouge_l(hyps, refs)}
 
 
+def word_accuracy(log_probs: np.ndarray, words: list[tuple[str, float, float]], vocab: Any, *,
+                  fps: int = 30, frames_per_token: int = 4) -> float | None:
+    """G2T with the true word timing: each in-vocabulary word is read as the non-special word with the highest
+    summed log-probability over the gesture tokens spoken during it (token k is scored at frame 4k + 1).
+    Fraction correct, or None when no word could be scored."""
+    special = list(range(len(vocab.SPECIALS)))
+    correct, total = 0, 0
+    for word, start, end in words:
+        target = vocab.index.get(vocab.normalize(word))
+        first = max(0, math.ceil((start * fps - 1) / frames_per_token))
+        last = min(len(log_probs), math.ceil((end * fps - 1) / frames_per_token))
+        if last <= first:  # a word shorter than a token: the token holding its midpoint
+            first = min(len(log_probs) - 1, int((start + end) / 2 * fps) // frames_per_token)
+            last = first + 1
+        if target is None or first < 0 or first >= len(log_probs):
+            continue
+        scores = log_probs[first:last].sum(0)
+        scores[special] = -np.inf
+        correct += int(np.argmax(scores) == target)
+        total += 1
+    return correct / total if total else None
+
+
+def envelope_correlation(ref_logmel: list[np.ndarray], gen_logmel: list[np.ndarray]) -> float:
+    """Mean over clips of the Pearson correlation of frame loudness (mean log-mel) between the two, no alignment:
+    speech/pause timing and stress, which is what a gesture can tell about its speech."""
+    values = []
+    for r, g in zip(ref_logmel, gen_logmel, strict=True):
+        n = min(len(r), len(g))
+        a, b = r[:n].mean(-1), g[:n].mean(-1)
+        a, b = a - a.mean(), b - b.mean()
+        scale = math.sqrt(float(a @ a) * float(b @ b))
+        if n > 2 and scale > 1e-9 * n:  # a flat envelope has no defined correlation
+            values.append(float(a @ b) / scale)
+    return float(np.mean(values)) if values else 0.0
+
+
 def audio_metrics(ref_logmel: list[np.ndarray], gen_logmel: list[np.ndarray], *, n_ceps: int = 25) -> dict[str, float]:
     """MCD-DTW on mel-cepstra (c0 excluded) and log-mel L1, averaged over clips; inputs (T, n_mels) natural-log mel."""
     mcd = [metrics.mcd_dtw(metrics.mel_cepstrum(2 * r, n_ceps), metrics.mel_cepstrum(2 * g, n_ceps))
            for r, g in zip(ref_logmel, gen_logmel, strict=True)]
     dist = [metrics.log_mel_distance(r, g) for r, g in zip(ref_logmel, gen_logmel, strict=True)]
-    return {"mcd_dtw": float(np.mean(mcd)), "log_mel_l1": float(np.mean(dist))}
+    return {"mcd_dtw": float(np.mean(mcd)), "log_mel_l1": float(np.mean(dist)),
+            "envelope_corr": envelope_correlation(ref_logmel, gen_logmel)}
 
 
 def markdown_table(rows: dict[str, dict[str, Any]]) -> str:

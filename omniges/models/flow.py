@@ -5,6 +5,13 @@ and sampling integrates dx/dt = v from t = 0 to 1. Few-step method: a shortcut m
 "One Step Diffusion via Shortcut Models"). The network also takes the step size d; d = 0 is the ordinary flow
 velocity, and for d > 0 it is trained on the self-consistency target s(x_t, t, 2d) = (s(x_t, t, d) +
 s(x_t + d s(x_t, t, d), t + d, d)) / 2, so sampling with N steps passes d = 1/N and 1-2 steps stay usable.
+
+Parameterisation (`prediction`): with "x" (default) the network's head outputs the clean data x1 (or, for a
+shortcut step, the point the step aims at) and the velocity is (x_hat - x_t) / (1 - t), 1 - t clipped at
+`t_eps` (Li & He 2025, "Back to Basics: Let Denoising Generative Models Denoise"). A generated token carries
+4 frames x 128 values but the demo streams are 128 wide: a velocity head must reproduce the input noise through
+that bottleneck to cancel it and leaves it as jitter; a clean-data head never has to. The losses are the same
+velocity MSE either way. "velocity" makes the head output v directly.
 """
 
 from __future__ import annotations
@@ -119,6 +126,30 @@ class RectifiedFlow:
     shortcut_weight: float = 1.0
     code_weight: float = 1.0
     text_weight: float = 1.0
+    prediction: Literal["x", "velocity"] = "x"  # what the velocity heads output: clean data, or v itself
+    t_eps: float = 0.05  # x-prediction: 1 - t is clipped at this in (x_hat - x_t) / (1 - t)
+
+    def __post_init__(self) -> None:
+        if self.prediction not in ("x", "velocity"):
+            raise ValueError(f"flow.prediction must be 'x' or 'velocity', got {self.prediction!r}")
+
+    def velocity(self, head: Tensor, x_t: Tensor, t: Tensor | float) -> Tensor:
+        """The flow velocity from a velocity head's output at (x_t, t); t a float or per-sample (b,)."""
+        if self.prediction == "velocity":
+            return head
+        return (head - x_t) / self._remaining(t, x_t)
+
+    def clean_estimate(self, head: Tensor, x_t: Tensor, t: Tensor | float) -> Tensor:
+        """The one-step clean estimate x1_hat = x_t + (1 - t) v."""
+        if self.prediction == "x":
+            return head
+        return x_t + self._remaining(t, x_t, clip=False) * head
+
+    def _remaining(self, t: Tensor | float, like: Tensor, *, clip: bool = True) -> Tensor:
+        """1 - t as a (b, 1, 1) tensor (clipped at t_eps for x-prediction)."""
+        remaining = 1 - torch.as_tensor(t, dtype=like.dtype, device=like.device)
+        remaining = remaining.clamp(min=self.t_eps) if clip else remaining
+        return rearrange(remaining, "b -> b 1 1") if remaining.ndim == 1 else remaining
 
     # training
 
@@ -168,6 +199,7 @@ class RectifiedFlow:
 
         `aux_loss(stream, x1_pred, rows)` adds weighted terms computed on the one-step clean estimate
         x1_pred = x_t + (1 - t) v of the flow (not shortcut) rows, e.g. pose-space losses through the decoders.
+        Flow rows regress (x1 - x_t) / (1 - t), which is x1 - x0 (t clipped at 1 - t_eps for x-prediction).
 
         Batch keys (masks True = valid): gesture (b, n, parts * latent), gesture_mask; wavlm (b, 4n, 768), mfcc
         (b, 4n, 128), audio_mask; text (b, n, text_feature_dim), text_mask, text_ids (b, n) per-frame G2T targets;
@@ -230,6 +262,8 @@ class RectifiedFlow:
             step = torch.cat((2 * d, step[num_shortcut:]))
 
         x_t, target = self.noise(x1, t, generator)
+        if self.prediction == "x":  # the same x1 - x0, with 1 - t clipped as the prediction's velocity is
+            target = (x1 - x_t) / self._remaining(t, x1)
         known = None
         if stream == "gesture" and self.prefix_prob > 0:
             has_prefix = rand((b,), generator, device) < self.prefix_prob
@@ -251,7 +285,7 @@ class RectifiedFlow:
             **inputs, **generated_inputs(stream, x_t, mask, known), **time_kwargs({**times, stream: t}),
             step_size=step, generate={stream}, with_code_logits=with_codes,
         )
-        pred = out[VELOCITY_KEY[stream]]
+        pred = self.velocity(out[VELOCITY_KEY[stream]], x_t, t)
         losses: dict[str, Tensor] = {}
         losses["flow"] = masked_mse(pred[~shortcut], target[~shortcut], loss_mask[~shortcut])
         loss = losses["flow"]
@@ -263,7 +297,7 @@ class RectifiedFlow:
             loss = loss + self.code_weight * losses["code_ce"]
         if exists(aux_loss) and bool((~shortcut).any()):
             rows = ~shortcut
-            x1_pred = x_t[rows] + rearrange(1 - t[rows], "b -> b 1 1") * pred[rows]
+            x1_pred = self.clean_estimate(out[VELOCITY_KEY[stream]][rows], x_t[rows], t[rows])
             for name, value in aux_loss(stream, x1_pred, rows).items():
                 losses[name] = value
                 loss = loss + value
@@ -284,7 +318,7 @@ class RectifiedFlow:
                 **time_kwargs({**sub["times"], stream: t}), step_size=queried, generate={stream},
                 with_code_logits=False,
             )
-            return out[VELOCITY_KEY[stream]]
+            return self.velocity(out[VELOCITY_KEY[stream]], x, t)
 
         dd = rearrange(d, "b -> b 1 1")
         first = velocity(sub["x_t"], sub["t"])
@@ -359,7 +393,7 @@ class RectifiedFlow:
                     **time_kwargs({**given_times, stream: t}), step_size=dt, generate={stream},
                     with_code_logits=False, cache=cache,
                 )
-                return out[VELOCITY_KEY[stream]]
+                return self.velocity(out[VELOCITY_KEY[stream]], paste(x), t)
 
             v_cond = evaluate(inputs, times, caches[0])
             return v_cond if guidance == 1.0 else torch.lerp(evaluate({}, {}, caches[1]), v_cond, guidance)

@@ -51,6 +51,7 @@ class OmnigesConfig:
     dim_head: int = 64
     ff_mult: float = 4.0
     num_residual_streams: int = 4
+    sinkhorn_iters: int = 20  # mHC residual-mix projection iterations (mHC's 20; demo 5, ~1% off doubly stochastic)
     time_embed_dim: int = 256  # per-modality timestep embedding width
     dim_cond: int = 512  # width of the single time_cond vector every MMDiT block receives
     audio_fusion_layers: int = 2
@@ -84,7 +85,7 @@ class OmnigesConfig:
         """Small model that trains on two CPU cores in minutes (MiniLM text features)."""
         small = dict(
             text_feature_dim=384, text_dim=128, audio_dim=128, gesture_dim=128, vocab_size=30522,
-            depth=4, heads=4, dim_head=32, ff_mult=2.0, num_residual_streams=2, time_embed_dim=64,
+            depth=4, heads=4, dim_head=32, ff_mult=2.0, num_residual_streams=2, sinkhorn_iters=5, time_embed_dim=64,
             dim_cond=128, audio_fusion_layers=1, audio_fusion_heads=4,
         )
         return cls(**{**small, **overrides})
@@ -221,7 +222,7 @@ class OmnigesTransformerModel(nn.Module):
         )
         for module in self.mmdit.modules():  # mmdit gives no way to pass the constraint in; same math, ~15% faster
             if isinstance(module, ManifoldConstrainedHyperConnections):
-                module.residual_mix_constraint_fn = partial(sinkhorn, iters=20)
+                module.residual_mix_constraint_fn = partial(sinkhorn, iters=c.sinkhorn_iters)
             elif isinstance(module, AdaptiveLayerNorm) and module.has_cond:
                 MemoizedCondition.install(module.to_cond)
             elif isinstance(module, MMDiTBlock) and module.has_cond:

@@ -111,7 +111,8 @@ def write_video(
 ) -> Path:
     """Write uint8 (T,H,W,3) frames (array or iterable) as H.264 mp4, with mono float audio as AAC, atomically.
 
-    Audio is trimmed or zero-padded to T / fps seconds so both streams end together.
+    Audio is trimmed or zero-padded to T / fps seconds so both streams end together (no `-shortest`: under
+    load its cut depends on packet interleaving, which made the audio end up to 0.2 s early now and then).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,6 @@ def write_video(
                 "128k",
                 "-ar",
                 "48000",
-                "-shortest",
                 "-movflags",
                 "+faststart",
                 "-f",

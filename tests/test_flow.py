@@ -125,7 +125,8 @@ def test_x_prediction_velocity_and_clean_estimate_invert_each_other():
 
 
 def test_x_prediction_training_loss_is_zero_for_the_true_clean_point():
-    batch = dict(gesture=torch.randn(3, 5, 4), mfcc=torch.randn(3, 20, 4), audio_mask=torch.ones(3, 20, dtype=torch.bool))
+    batch = dict(gesture=torch.randn(3, 5, 4), mfcc=torch.randn(3, 20, 4),
+                 audio_mask=torch.ones(3, 20, dtype=torch.bool))
     model = ToyModel(lambda x, **_: batch["gesture"], width=4)
     flow = RectifiedFlow(shortcut_fraction=0.0, prefix_prob=0.0, cfg_dropout=0.0)
     losses = flow.training_step(model, batch, "a2g", generator=torch.Generator().manual_seed(0))

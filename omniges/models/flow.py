@@ -126,6 +126,7 @@ class RectifiedFlow:
     shortcut_weight: float = 1.0
     code_weight: float = 1.0
     text_weight: float = 1.0
+    g2t_condition_noise: float = 0.0  # G2T: noise the gesture condition to t in [1 - this, 1] while training
     prediction: Literal["x", "velocity"] = "x"  # what the velocity heads output: clean data, or v itself
     t_eps: float = 0.05  # x-prediction: 1 - t is clipped at this in (x_hat - x_t) / (1 - t)
 
@@ -211,18 +212,27 @@ class RectifiedFlow:
         p = 0.0 if task == "g2t" else default(cfg_dropout, self.cfg_dropout)
         inputs, times = condition_inputs(task, batch, self.condition_drop(task, b, p, generator, device))
         if stream == "text":
-            return self._text_step(model, batch, inputs, times)
+            return self._text_step(model, batch, inputs, times, generator)
         return self._flow_step(model, batch, stream, inputs, times, generator, aux_loss)
 
     def _text_step(
-        self, model: nn.Module, batch: dict[str, Any], inputs: dict[str, Any], times: dict[str, Tensor]
+        self, model: nn.Module, batch: dict[str, Any], inputs: dict[str, Any], times: dict[str, Tensor],
+        generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """G2T: the text stream is a per-frame mask embedding at t = 0 over every gesture frame; vocabulary CE.
 
         Frames without a word should carry a blank id (e.g. the tokenizer's pad id) so silence is learned; ids < 0
         are ignored. The stream spans the gesture frames, as at inference, where no transcript mask exists.
+        With `g2t_condition_noise` = s > 0 the gesture condition is itself noised to a per-sample t in [1 - s, 1]
+        (and told so through its timestep): an augmentation against memorising the small corpus; inference
+        reads clean gesture at t = 1.
         """
         mask = stream_mask(batch, "gesture")
+        if self.g2t_condition_noise > 0 and model.training:
+            gesture = inputs["gesture"]
+            t_c = 1 - self.g2t_condition_noise * rand((gesture.shape[0],), generator, gesture.device)
+            inputs = {**inputs, "gesture": self.noise(gesture, t_c, generator)[0]}
+            times = {**times, "gesture": t_c}
         out = model(**inputs, text_mask=mask, **time_kwargs({**times, "text": 0.0}), generate={"text"})
         ids = batch["text_ids"]
         valid = mask & (ids >= 0)

@@ -23,7 +23,13 @@ from omniges.features.text import Vocabulary
 from omniges.models.flow import RectifiedFlow
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
-from omniges.training.losses import LossWeights, guard_finite, mfcc_l1, pose_space_losses
+from omniges.training.losses import (
+    LossWeights,
+    guard_finite,
+    latent_velocity_loss,
+    mfcc_l1,
+    pose_space_losses,
+)
 from omniges.training.train import TrainConfig, Trainer, save_checkpoint
 
 log = logging.getLogger("omniges.generator")
@@ -59,7 +65,10 @@ def make_loss_fn(flow: RectifiedFlow, processor: GestureProcessor, weights: Loss
 
         def aux(stream, x1_pred, rows):
             if stream == "gesture":
-                return pose_space_losses(processor, x1_pred, batch, rows, weights)
+                losses = pose_space_losses(processor, x1_pred, batch, rows, weights)
+                if weights.latent_velocity:
+                    losses |= latent_velocity_loss(x1_pred, inputs, rows, weights.latent_velocity)
+                return losses
             return mfcc_l1(x1_pred, batch, rows, weights.reconstruction)
 
         return guard_finite(flow.training_step(model, inputs, task, generator=generator, aux_loss=aux))

@@ -26,6 +26,7 @@ class LossWeights:
     reconstruction: float = 0.5
     velocity: float = 0.5
     acceleration: float = 0.25
+    latent_velocity: float = 0.0
 
 
 def masked_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -53,6 +54,18 @@ def pose_space_losses(
         "pose_vel": weights.velocity * vel / n,
         "pose_acc": weights.acceleration * acc / n,
     }
+
+
+def latent_velocity_loss(x1_pred: Tensor, batch: dict[str, Any], rows: Tensor, weight: float) -> dict[str, Tensor]:
+    """MSE of token-to-token latent changes: the clean estimate must move between tokens as the data does.
+
+    The flow loss scores each token on its own; an estimate whose per-token errors are independent decodes to
+    jittery motion even when every token is close."""
+    target, mask = batch["gesture"][rows], batch["gesture_mask"][rows]
+    step_mask = mask[:, 1:] & mask[:, :-1]
+    diff = (x1_pred.diff(dim=1) - target.diff(dim=1)) ** 2
+    value = (diff.mean(-1) * step_mask).sum() / step_mask.sum().clamp(min=1)
+    return {"latent_vel": weight * value}
 
 
 def mfcc_l1(x1_pred: Tensor, batch: dict[str, Any], rows: Tensor, weight: float) -> dict[str, Tensor]:

@@ -289,3 +289,31 @@ def test_generate_long_windows_join_without_seams(overlap):
         torch.testing.assert_close(out[:, -1] - out[:, 0], torch.full((2, 3), 39 * RAMP))
     else:
         assert jumps.max() > 5 * RAMP  # the control: independent windows do jump
+
+
+class CaptureText(nn.Module):
+    """Records what the G2T step feeds the model; returns zero text logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = SimpleNamespace(shortcut=False)
+        self.seen = []
+
+    def forward(self, *, gesture, t_gesture, text_mask, generate, **_):
+        self.seen.append((gesture.clone(), torch.as_tensor(t_gesture).clone()))
+        return {"text_logits": torch.zeros(*text_mask.shape, 7, requires_grad=True)}
+
+
+def test_g2t_condition_noise_only_in_training_and_reported_through_its_timestep():
+    batch = dict(gesture=torch.randn(4, 5, 3), gesture_mask=torch.ones(4, 5, dtype=torch.bool),
+                 text_ids=torch.randint(0, 7, (4, 5)))
+    flow, model = RectifiedFlow(g2t_condition_noise=0.5), CaptureText()
+    flow.training_step(model, batch, "g2t", generator=torch.Generator().manual_seed(0))
+    noised, t = model.seen[-1]
+    assert ((t >= 0.5) & (t <= 1.0)).all() and (t < 1).any()
+    assert not torch.allclose(noised, batch["gesture"])
+    model.eval()
+    flow.training_step(model, batch, "g2t", generator=torch.Generator().manual_seed(0))
+    clean, t = model.seen[-1]
+    torch.testing.assert_close(clean, batch["gesture"])
+    assert (t == 1).all()

@@ -1,6 +1,7 @@
 """Training loop: schedule, deterministic batches, EMA, and exact resume after a kill."""
 
 import numpy as np
+import pytest
 import torch
 
 from omniges.training.train import TrainConfig, Trainer, batch_indices, lr_lambda
@@ -72,3 +73,19 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
         torch.testing.assert_close(resumed.state()["model"][key], value, rtol=0, atol=0)
     for key, value in straight.ema.shadow.items():
         torch.testing.assert_close(resumed.ema.shadow[key], value, rtol=0, atol=0)
+
+
+def test_latent_velocity_loss_scores_token_to_token_changes_on_valid_steps():
+    from omniges.training.losses import latent_velocity_loss
+
+    target = torch.cumsum(torch.randn(2, 6, 4), dim=1)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    batch, rows = {"gesture": target, "gesture_mask": mask}, torch.tensor([True, True])
+    assert latent_velocity_loss(target + 3.0, batch, rows, 1.0)["latent_vel"].item() < 1e-10  # offsets are free
+    jitter = target.clone()
+    jitter[:, 1::2] += 0.5
+    assert latent_velocity_loss(jitter, batch, rows, 2.0)["latent_vel"].item() == pytest.approx(2 * 0.25)
+    padded = target.clone()
+    padded[1, 4:] += 100.0  # changes only in padding
+    assert latent_velocity_loss(padded, batch, rows, 1.0)["latent_vel"].item() < 1e-10

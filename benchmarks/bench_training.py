@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-CASES = [("demo", False, 16), ("full", False, 2), ("full", True, 2)]
+CASES = [("demo", False, 16), ("full", False, 2), ("full", True, 2), ("full", False, 4), ("full", True, 4)]
 
 
 def run_case(size: str, checkpointing: bool, batch: int, steps: int, threads: int) -> dict:

@@ -58,9 +58,14 @@ class Omniges:
         self.payload = payload
         self.config = OmnigesConfig.from_dict(payload["config"])
         self.model = OmnigesTransformerModel(self.config)
-        self.model.load_state_dict(payload["state_dict"])
+        try:
+            self.model.load_state_dict(payload["state_dict"])
+        except RuntimeError as error:
+            raise ValueError(f"checkpoint of experiment {payload.get('experiment', '?')!r} does not fit this version "
+                             f"of the generator; retrain it (`snakemake -j2 train_multitask`): {error}") from error
         self.model.eval()
-        self.flow = RectifiedFlow(**payload["flow"])
+        # checkpoints from before flow.prediction existed were velocity-parameterised
+        self.flow = RectifiedFlow(**{"prediction": "velocity", **payload["flow"]})
         self.processor, self.vocab, self.features_params = processor, vocab, features
         self.tasks = set(payload["tasks"])
         self.stats = {k: np.asarray(v, np.float32) for k, v in payload["audio_stats"].items()}

@@ -252,3 +252,16 @@ def test_fast_sinkhorn_matches_the_package():
     modules = tiny_model().modules()
     constraints = [m.residual_mix_constraint_fn for m in modules if hasattr(m, "residual_mix_constraint_fn")]
     assert constraints and all(fn.func is sinkhorn for fn in constraints)
+
+
+def test_inference_refuses_a_checkpoint_from_another_generator_version():
+    from omniges.inference import Omniges
+
+    model = tiny_model()
+    state = {**model.state_dict(), "null_tokens.text": torch.zeros(32)}  # what the null-token version saved
+    payload = dict(config=model.config.to_dict(), state_dict=state, flow={}, tasks=["a2g"], audio_stats={},
+                   experiment="a2g")
+    with pytest.raises(ValueError, match="retrain"):
+        Omniges(payload, processor=None, vocab=None, features={})
+    payload["state_dict"] = model.state_dict()
+    assert Omniges(payload, processor=None, vocab=None, features={}).flow.prediction == "velocity"  # pre-x-pred

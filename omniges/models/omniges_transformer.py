@@ -311,7 +311,7 @@ class OmnigesTransformerModel(nn.Module):
         if exists(tokens):
             result = self._finish(stream, tokens, mask)
         else:
-            result = self._empty_sequence(stream, batch, self.gesture_in.weight.device)
+            result = self._empty_sequence(stream, batch, self.gesture_known_embed.device)
         if exists(cache) and stream not in generate:
             cache[stream] = result
         return result

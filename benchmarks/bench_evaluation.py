@@ -17,6 +17,7 @@ import librosa
 import numpy as np
 import torch
 
+from omniges.data.store import write_json_atomic
 from omniges.evaluation import beat_consistency, fgd, latents, load_evaluator, poses_to_rot6d, speech_motion_sync
 from omniges.render.skeleton import forward_kinematics
 
@@ -83,8 +84,7 @@ def main() -> None:
         "real_clip_2_scott_0_1_1": real_clip,
     }
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(record, indent=2))
+    write_json_atomic(output, record)
     print(json.dumps(record, indent=2))
 
 

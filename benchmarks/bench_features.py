@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from omniges.data.store import write_json_atomic
 from omniges.features.audio import SAMPLE_RATE, WavLMFeatures, mfcc, n_motion_frames
 
 FPS = 30
@@ -85,10 +86,7 @@ def main() -> None:
                     "load_average_1min": os.getloadavg()[0]},
     }
     path = Path(args.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(path)
+    write_json_atomic(path, report)
     print(json.dumps(report, indent=2))
 
 

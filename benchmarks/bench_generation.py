@@ -12,7 +12,6 @@ published architectures: GestureLSM MeanFlow 1 step ~47x, shortcut 2 steps ~27x,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from omniges.data.body import PART_NAMES, part_dim
+from omniges.data.store import write_json_atomic
 from omniges.models.flow import RectifiedFlow
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
@@ -129,10 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         results=rows,
     )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    write_json_atomic(out, result)
     print(f"wrote {out}")
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from omniges.data.store import write_json_atomic
+
 
 def read_everything(root: Path) -> int:
     """Read each npz array, wav and TextGrid once: the floor any preprocessing must pay."""
@@ -59,8 +61,7 @@ def main() -> None:
         "goal_ratio": 2.0, "load_average": os.getloadavg()[0],
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import soundfile
 import torch
 
+from omniges.data.store import write_json_atomic
 from omniges.render.skeleton import SkeletonRenderer, forward_kinematics
 from omniges.render.video import render_comparison, write_video
 
@@ -91,8 +92,7 @@ def main() -> None:
         "comparison_2x512_with_audio_frames_per_s": frames / compare,
     }
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomic(output, record)
     print(json.dumps(record, indent=2))
 
 

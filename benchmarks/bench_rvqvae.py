@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 
 from omniges.data.body import PART_NAMES, part_dim
+from omniges.data.store import write_json_atomic
 from omniges.models.rvqvae import RVQVAE
 
 
@@ -51,15 +51,6 @@ def bench_part(part: str, *, batch_sizes: list[int], frames: int, repeats: int) 
     return results
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     """Parse arguments, benchmark every part, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -87,7 +78,7 @@ def main() -> None:
         repeats=args.repeats,
         results=results,
     )
-    write_json(args.output, payload)
+    write_json_atomic(args.output, payload)
     print(json.dumps(payload, indent=2))
 
 

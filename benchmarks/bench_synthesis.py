@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from omniges.data import synthetic as syn
+from omniges.data.store import write_json_atomic
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -84,8 +85,7 @@ def main() -> None:
         "params": {k: v for k, v in vars(args).items() if k != "out"},
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from omniges.data.store import write_json_atomic
+
 CASES = [("demo", False, 16), ("full", False, 2), ("full", True, 2), ("full", False, 4), ("full", True, 4)]
 
 
@@ -91,8 +93,7 @@ def main() -> None:
         print(rows[-1])
     result = {"rows": rows, "load_average": os.getloadavg()[0], "device": "cpu"}
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(path, result)
 
 
 if __name__ == "__main__":

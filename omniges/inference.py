@@ -215,7 +215,11 @@ class Omniges:
 
     def g2t(self, motion: dict[str, np.ndarray]) -> list[str]:
         """SMPL-X motion -> the words it most likely accompanied (one per spoken span, silences dropped)."""
-        ids = self.g2t_log_probs(motion).argmax(-1).tolist()
+        return self.transcript(self.g2t_log_probs(motion))
+
+    def transcript(self, log_probs: np.ndarray) -> list[str]:
+        """Per-token log-probabilities (from `g2t_log_probs`) -> words: argmax, repeats collapsed, silences dropped."""
+        ids = log_probs.argmax(-1).tolist()
         collapsed = [i for k, i in enumerate(ids) if k == 0 or i != ids[k - 1]]
         return self.vocab.decode(collapsed)
 

@@ -117,10 +117,11 @@ def evaluate_experiment(
                 continue
             motions = [{"poses": m.poses, "trans": m.trans, "expressions": m.expressions} for m in with_text]
             log_probs = [model.g2t_log_probs(m) for m in tqdm(motions, desc="evaluate g2t", disable=not progress)]
-            hyps = [" ".join(model.g2t(m)) for m in motions]
+            hyps = [" ".join(model.transcript(lp)) for lp in log_probs]
             truth = [" ".join(w for w, _, _ in m.words) for m in with_text]
             other = [(i + 1) % len(with_text) for i in range(len(with_text))]  # another clip (a derangement)
-            common = model.vocab.tokens[3] if len(model.vocab) > 3 else ""
+            common_id = len(model.vocab.SPECIALS) if len(model.vocab) > len(model.vocab.SPECIALS) else 0
+            common = model.vocab.tokens[common_id] if common_id else ""  # vocabularies are most-frequent first
             rows["generated"] = {**report.text_metrics(hyps, truth),
                                  "word_accuracy": _mean_accuracy(log_probs, with_text, model.vocab)}
             # random clip: another clip's transcript; its word accuracy is the model reading another clip's motion
@@ -128,7 +129,7 @@ def evaluate_experiment(
                                    "word_accuracy": _mean_accuracy([log_probs[j] for j in other], with_text,
                                                                    model.vocab)}
             always = np.full((1, len(model.vocab)), -np.inf)
-            always[0, 3 if len(model.vocab) > 3 else 0] = 0.0
+            always[0, common_id] = 0.0
             rows["most_frequent_word"] = {
                 **report.text_metrics([" ".join([common] * len(m.words)) for m in with_text], truth),
                 "word_accuracy": _mean_accuracy([np.repeat(always, len(lp), 0) for lp in log_probs], with_text,

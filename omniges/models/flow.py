@@ -272,8 +272,8 @@ class RectifiedFlow:
             step = torch.cat((2 * d, step[num_shortcut:]))
 
         x_t, target = self.noise(x1, t, generator)
-        if self.prediction == "x":  # the same x1 - x0, with 1 - t clipped as the prediction's velocity is
-            target = (x1 - x_t) / self._remaining(t, x1)
+        if self.prediction == "x":  # x1 - x0, with 1 - t clipped exactly as a perfect prediction's velocity is
+            target = self.velocity(x1, x_t, t)
         known = None
         if stream == "gesture" and self.prefix_prob > 0:
             has_prefix = rand((b,), generator, device) < self.prefix_prob

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from omniges.data.body import PART_NAMES
+from omniges.models.flow import masked_mse
 from omniges.models.gesture_processor import GestureProcessor
 
 
@@ -62,10 +63,7 @@ def latent_velocity_loss(x1_pred: Tensor, batch: dict[str, Any], rows: Tensor, w
     The flow loss scores each token on its own; an estimate whose per-token errors are independent decodes to
     jittery motion even when every token is close."""
     target, mask = batch["gesture"][rows], batch["gesture_mask"][rows]
-    step_mask = mask[:, 1:] & mask[:, :-1]
-    diff = (x1_pred.diff(dim=1) - target.diff(dim=1)) ** 2
-    value = (diff.mean(-1) * step_mask).sum() / step_mask.sum().clamp(min=1)
-    return {"latent_vel": weight * value}
+    return {"latent_vel": weight * masked_mse(x1_pred.diff(dim=1), target.diff(dim=1), mask[:, 1:] & mask[:, :-1])}
 
 
 def mfcc_l1(x1_pred: Tensor, batch: dict[str, Any], rows: Tensor, weight: float) -> dict[str, Tensor]:

@@ -2,9 +2,10 @@
 
 Random weights (speed does not depend on them); WavLM / MFCC (and text) features are given. Two paths are timed:
 - `end_to_end` (the number to compare): what `Omniges.a2g` runs after feature extraction: windowed long
-  generation (`generation.window_tokens` / `overlap_tokens`), decoding of all four parts by RVQVAEs of the same
-  size class (GestureLSM's width 512 for `full`), and conversion to SMPL-X axis-angle arrays;
+  generation (`generation.window_tokens` / `overlap_tokens` from params.yaml), decoding of all four parts by
+  RVQVAEs of the same size class (GestureLSM's width 512 for `full`), and conversion to SMPL-X axis-angle arrays;
 - `generator_only`: one `RectifiedFlow.sample` over the whole clip, no decoding.
+Weights in `generation.dtype` as `Omniges` loads them (auto: bfloat16 on a CPU with native bf16), or `--dtype`.
 Writes JSON (default results/benchmarks/generation.json). References measured on this machine kind with the
 published architectures: GestureLSM MeanFlow 1 step ~47x, shortcut 2 steps ~27x, DDIM 20 steps ~4x, EMAGE ~14x.
 """
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from omniges.data.body import PART_NAMES, part_dim
 from omniges.data.store import write_json_atomic
+from omniges.inference import GenerationSettings, resolve_dtype
 from omniges.models.flow import RectifiedFlow
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
@@ -33,7 +36,6 @@ RVQVAE_SIZES = {"full": {}, "demo": dict(width=128, nb_code=256)}  # full: Gestu
 
 REFERENCE_RTF = dict(gesture_lsm_meanflow_1_step=47.0, gesture_lsm_shortcut_2_steps=27.0,
                      gesture_lsm_ddim_20_steps=4.0, emage=14.0)
-WINDOW_TOKENS, OVERLAP_TOKENS = 32, 4  # params.yaml generation defaults
 
 
 def a2g_conditions(config: OmnigesConfig, seconds: float, *, with_text: bool) -> dict[str, torch.Tensor]:
@@ -46,21 +48,29 @@ def a2g_conditions(config: OmnigesConfig, seconds: float, *, with_text: bool) ->
     return cond
 
 
-def random_processor(size: str) -> GestureProcessor:
-    """Four random RVQVAEs of the size class, identity normalisation."""
+def generation_settings(path: Path = Path("params.yaml")) -> GenerationSettings:
+    """The `generation` section of params.yaml (the settings `omniges generate` uses), or the defaults."""
+    section = yaml.safe_load(path.read_text()).get("generation", {}) if path.is_file() else {}
+    return GenerationSettings(**section)
+
+
+def random_processor(size: str, dtype: torch.dtype) -> GestureProcessor:
+    """Four random RVQVAEs of the size class, identity normalisation, decoders in `dtype` (as `Omniges` has them)."""
     parts = {p: RVQVAE(input_width=part_dim(p), **RVQVAE_SIZES[size]).eval() for p in PART_NAMES}
+    for part in parts.values():
+        part.decoder.to(dtype)
     identity = {p: (0.0, 1.0) for p in PART_NAMES}
     return GestureProcessor(parts, stats=identity, latent_scale=dict.fromkeys(PART_NAMES, 1.0))
 
 
 def a2g(model: OmnigesTransformerModel, processor: GestureProcessor, cond: dict[str, torch.Tensor], *, path: str,
-        steps: int, guidance: float, frames: int) -> Any:
+        steps: int, guidance: float, frames: int, settings: GenerationSettings) -> Any:
     """One batch-1 A2G generation along `path` (generator_only or end_to_end)."""
     flow, generator = RectifiedFlow(), torch.Generator().manual_seed(0)
     if path == "generator_only":
         return flow.sample(model, "a2g", cond, steps=steps, guidance=guidance, generator=generator)
-    latents = flow.generate_long(model, "a2g", cond, window=WINDOW_TOKENS, overlap=OVERLAP_TOKENS, steps=steps,
-                                 guidance=guidance, generator=generator)
+    latents = flow.generate_long(model, "a2g", cond, window=settings.window_tokens, overlap=settings.overlap_tokens,
+                                 steps=steps, guidance=guidance, generator=generator)
     return processor.to_smplx(processor.decode_from_latents(latents, num_frames=frames))
 
 
@@ -76,32 +86,39 @@ def timed(run: Any, repeats: int) -> tuple[list[float], list[float]]:
     return wall, cpu
 
 
-def benchmark(sizes: list[str], *, seconds: float, repeats: int, steps_list: list[int]) -> list[dict[str, Any]]:
-    """One row per (size, path, text present, steps, guidance)."""
+def benchmark(sizes: list[str], *, seconds_list: list[float], repeats: int, steps_list: list[int],
+              settings: GenerationSettings) -> list[dict[str, Any]]:
+    """One row per (size, clip length, path, text present, steps, guidance)."""
     rows = []
-    for size in sizes:
+    dtype = resolve_dtype(settings.dtype)
+    default = (settings.steps, settings.guidance)
+    for size, seconds in ((size, seconds) for size in sizes for seconds in seconds_list):
         torch.manual_seed(0)
         config = getattr(OmnigesConfig, size)()
-        model = OmnigesTransformerModel(config).eval()
-        processor = random_processor(size)
+        model = OmnigesTransformerModel(config).eval().to(dtype)
+        processor = random_processor(size, dtype)
         frames = round(seconds * config.motion_fps)
         cases = [("end_to_end", text, steps, 1.0) for text in (False, True) for steps in steps_list]
-        cases += [("end_to_end", False, 1, 1.5)] + [("generator_only", False, steps, 1.0) for steps in steps_list]
+        cases += [("end_to_end", False, *default)] if default not in [(s, 1.0) for s in steps_list] else []
+        cases += [("generator_only", False, steps, 1.0) for steps in steps_list]
         for path, with_text, steps, guidance in cases:
             cond = a2g_conditions(config, seconds, with_text=with_text)
 
-            run = partial(a2g, model, processor, cond, path=path, steps=steps, guidance=guidance, frames=frames)
+            run = partial(a2g, model, processor, cond, path=path, steps=steps, guidance=guidance, frames=frames,
+                          settings=settings)
             with torch.inference_mode():
                 wall, cpu = timed(run, repeats)
             median = statistics.median(wall)
             rows.append(dict(
-                size=size, path=path, parameters=count_parameters(model), transcript=with_text, steps=steps,
-                guidance=guidance, gesture_tokens=round(seconds * config.tokens_per_second),
+                size=size, path=path, parameters=count_parameters(model), dtype=str(dtype).removeprefix("torch."),
+                transcript=with_text, steps=steps, guidance=guidance, default_settings=(steps, guidance) == default,
+                gesture_tokens=round(seconds * config.tokens_per_second),
                 seconds_of_motion=seconds, wall_seconds_median=median, wall_seconds_all=wall,
                 cpu_seconds_median=statistics.median(cpu), real_time_factor=seconds / median,
                 real_time_factor_best=seconds / min(wall),
             ))
-            print(f"{size:5s} {path:14s} text={with_text!s:5s} steps={steps} cfg={guidance}: {median * 1000:8.1f} ms "
+            print(f"{size:5s} {seconds:4.0f} s {path:14s} text={with_text!s:5s} steps={steps} cfg={guidance}: "
+                  f"{median * 1000:8.1f} ms "
                   f"-> {seconds / median:7.1f}x real time", flush=True)
     return rows
 
@@ -111,20 +128,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="results/benchmarks/generation.json")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0], help="clip lengths")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=["demo", "full"])
     parser.add_argument("--steps", nargs="+", type=int, default=[1, 2, 4])
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="default: generation.dtype")
     args = parser.parse_args(argv)
+    settings = generation_settings()
+    if args.dtype:
+        settings.dtype = args.dtype
 
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
-    rows = benchmark(args.sizes, seconds=args.seconds, repeats=args.repeats, steps_list=args.steps)
+    rows = benchmark(args.sizes, seconds_list=args.seconds, repeats=args.repeats, steps_list=args.steps,
+                     settings=settings)
     result = dict(
         task="a2g", batch=1, threads=args.threads, torch=torch.__version__, machine=platform.machine(),
         processor=platform.processor() or platform.platform(), cpu_count=os.cpu_count(),
         load_average_before=load_before, load_average_after=os.getloadavg(),
-        reference_real_time_factor=REFERENCE_RTF, window_tokens=WINDOW_TOKENS, overlap_tokens=OVERLAP_TOKENS,
+        reference_real_time_factor=REFERENCE_RTF, settings=vars(settings),
         note="features precomputed; end_to_end = windowed generation + RVQVAE decoding + SMPL-X; random weights",
         results=rows,
     )

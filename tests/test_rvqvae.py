@@ -275,3 +275,14 @@ def test_report_on_face_layout_with_jaw_at_the_end() -> None:
     report = reconstruction_report(model, gt, rot6d_joints=1, rot6d_offset=100, has_translation=False)
     assert report["joint_angle_error_deg"] == pytest.approx(0.0, abs=1e-4)
     assert report["other_l1"] == pytest.approx(0.5)
+
+
+def test_bfloat16_decoder_returns_float32_motion_close_to_float32():
+    model = RVQVAE(input_width=12, width=32, code_dim=8, nb_code=16, num_quantizers=2).eval()
+    latent = torch.randn(1, 6, 8)
+    with torch.no_grad():
+        reference = model.decode_latent(latent)
+        model.decoder.to(torch.bfloat16)
+        motion = model.decode_latent(latent)
+    assert motion.dtype == torch.float32 and motion.shape == reference.shape
+    assert (motion - reference).norm() / reference.norm() < 0.03

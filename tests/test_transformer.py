@@ -265,3 +265,25 @@ def test_inference_refuses_a_checkpoint_from_another_generator_version():
         Omniges(payload, processor=None, vocab=None, features={})
     payload["state_dict"] = model.state_dict()
     assert Omniges(payload, processor=None, vocab=None, features={}).flow.prediction == "velocity"  # pre-x-pred
+
+
+def test_bfloat16_weights_give_float32_heads_close_to_float32():
+    model = tiny_model()
+    inputs = tiny_inputs(model.config)
+    with torch.no_grad():
+        reference = model(**inputs, **TIMES, generate={"gesture", "audio"})
+        model.to(torch.bfloat16)
+        out = model(**inputs, **TIMES, generate={"gesture", "audio"})
+    for key in ("gesture_velocity", "mfcc_velocity"):
+        assert out[key].dtype == torch.float32
+        error = (out[key] - reference[key]).norm() / reference[key].norm()
+        assert 0 < error < 0.05, (key, error)  # really computed in bf16, and close
+
+
+def test_generation_dtype_setting():
+    from omniges.inference import native_bfloat16, resolve_dtype
+
+    assert resolve_dtype("float32") == torch.float32 and resolve_dtype("bfloat16") == torch.bfloat16
+    assert resolve_dtype("auto") == (torch.bfloat16 if native_bfloat16() else torch.float32)
+    with pytest.raises(ValueError, match="generation.dtype"):
+        resolve_dtype("float16")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,6 +135,20 @@ class OmnigesDataset(Dataset):
                 mean, std = self.stats[part]
                 item[f"part_{part}"] = ((record["parts"][part][a:b] - mean) / std).astype(np.float32)
         return item
+
+
+TOKEN_KEYS = ("text", "word_ids", "gesture", "codes", "token_mask")  # 7.5 per second; everything else is 30 fps
+
+
+def crop_batch(batch: dict[str, Any], start: int, num_tokens: int) -> dict[str, Any]:
+    """Every time axis of a collated batch cut to tokens [start, start + num_tokens) (frames 4x that)."""
+    a, b = start * FRAMES_PER_TOKEN, (start + num_tokens) * FRAMES_PER_TOKEN
+    out = dict(batch, start=batch["start"] + a)
+    for key, value in batch.items():
+        if key in ("clip_id", "start") or not isinstance(value, torch.Tensor) or value.ndim < 2:
+            continue
+        out[key] = value[:, start : start + num_tokens] if key in TOKEN_KEYS else value[:, a:b]
+    return out
 
 
 def collate(items: list[dict]) -> dict[str, torch.Tensor | list]:

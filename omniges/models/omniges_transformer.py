@@ -132,7 +132,7 @@ class TimestepEmbedding(nn.Module):
 
     def forward(self, t: Tensor) -> Tensor:
         """(b,) -> (b, dim)."""
-        return self.mlp(sinusoidal_embedding(t * 1000.0, self.freq_dim))
+        return self.mlp(sinusoidal_embedding(t * 1000.0, self.freq_dim).to(self.mlp[0].weight.dtype))
 
 
 def sinkhorn(log_alpha: Tensor, iters: int = 20) -> Tensor:
@@ -165,7 +165,7 @@ class MemoizedCondition(nn.Sequential):
         if self.training or torch.is_grad_enabled() or cond.device.type != "cpu":
             return super().forward(cond)
         params = tuple(self.parameters())
-        key = (tuple(cond.shape), cond.dtype, cond.detach().numpy().tobytes(),
+        key = (tuple(cond.shape), cond.dtype, cond.detach().float().numpy().tobytes(),
                tuple((p.data_ptr(), p._version) for p in params))
         hit = self._memo.get(key)
         if hit is None:
@@ -382,6 +382,8 @@ class OmnigesTransformerModel(nn.Module):
         {part: (b, n, num_code_layers, num_codes)}, text_logits (b, n, vocab), mfcc_velocity (b, 4n, 128).
         """
         generate = set(generate)
+        dtype = self.gesture_in.weight.dtype  # inputs follow the weights (model.to(torch.bfloat16) for inference)
+        text, wavlm, mfcc, gesture = (v.to(dtype) if exists(v) else None for v in (text, wavlm, mfcc, gesture))
         assert generate <= set(STREAMS), f"unknown streams in generate: {generate - set(STREAMS)}"
         inputs = dict(
             text=text, text_mask=text_mask, wavlm=wavlm, mfcc=mfcc, audio_mask=audio_mask,
@@ -397,20 +399,24 @@ class OmnigesTransformerModel(nn.Module):
         step = as_batch_tensor(step_size, batch, device) if exists(step_size) else None
         times = (as_batch_tensor(t, batch, device) for t in (t_text, t_audio, t_gesture))
         time_cond = self.time_condition(*times, step)
-        text_out, audio_out, gesture_out = self.backbone(tokens, masks, time_cond)
+        if dtype == torch.float32:
+            text_out, audio_out, gesture_out = self.backbone(tokens, masks, time_cond)
+        else:  # mHC mixes residual streams in float32; autocast keeps every matmul in the weights' dtype
+            with torch.autocast(device.type, dtype=dtype):
+                text_out, audio_out, gesture_out = self.backbone(tokens, masks, time_cond)
 
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {}  # heads returned in float32 whatever the weights' dtype
         if "gesture" in generate:
-            out["gesture_velocity"] = self.to_gesture_velocity(gesture_out)
+            out["gesture_velocity"] = self.to_gesture_velocity(gesture_out).float()
             if with_code_logits:
                 out["code_logits"] = {
-                    part: rearrange(head(gesture_out), "b n (l c) -> b n l c", l=self.config.num_code_layers)
+                    part: rearrange(head(gesture_out).float(), "b n (l c) -> b n l c", l=self.config.num_code_layers)
                     for part, head in self.to_code_logits.items()
                 }
         if "text" in generate:
-            out["text_logits"] = self.to_text_logits(text_out)
+            out["text_logits"] = self.to_text_logits(text_out).float()
         if "audio" in generate:
-            velocity = self.to_mfcc_velocity(audio_out)
+            velocity = self.to_mfcc_velocity(audio_out).float()
             velocity = rearrange(velocity, "b n (f c) -> b (n f) c", f=self.config.frames_per_token)
             out["mfcc_velocity"] = velocity[:, : mfcc.shape[1]]
         return out

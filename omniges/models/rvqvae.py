@@ -356,7 +356,9 @@ class RVQVAE(nn.Module):
             raise ValueError(f"codes must be integers in [-1, {self.nb_code}), -1 = dropped layer")
 
     def _decode(self, latent: Tensor, num_frames: int | None) -> Tensor:
-        motion = rearrange(self.decoder(rearrange(latent, "b n d -> b d n")), "b c t -> b t c")
+        """Latent (B, N, code_dim) -> motion (B, T, dim) in float32, in whatever dtype the decoder's weights are."""
+        latent = latent.to(next(self.decoder.parameters()).dtype)
+        motion = rearrange(self.decoder(rearrange(latent, "b n d -> b d n")).float(), "b c t -> b t c")
         return motion[:, :num_frames] if exists(num_frames) else motion
 
     def map2latent(self, x: Tensor) -> Tensor:

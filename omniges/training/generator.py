@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from omniges.data.body import PART_NAMES
-from omniges.data.dataset import OmnigesDataset, collate
+from omniges.data.dataset import FRAMES_PER_TOKEN, OmnigesDataset, collate, crop_batch
 from omniges.data.store import write_json_atomic
 from omniges.features.text import Vocabulary
 from omniges.models.flow import RectifiedFlow
@@ -57,10 +57,25 @@ def model_config(size: str, overrides: dict[str, Any], *, text_dim: int, vocab_s
     return base[size](**{"text_feature_dim": text_dim, "vocab_size": vocab_size, **overrides})
 
 
-def make_loss_fn(flow: RectifiedFlow, processor: GestureProcessor, weights: LossWeights):
-    """loss_fn(model, batch, task, generator) for the Trainer."""
+def random_crop(batch: dict[str, Any], min_tokens: int, generator: torch.Generator) -> dict[str, Any]:
+    """The whole batch cut to one random length in [min_tokens, window] at one random offset, drawn from
+    `generator` (so a resumed run crops identically). Training on every length up to the window lets inference
+    use windows that long (fewer, larger windows: faster) and handle a short last window."""
+    total = batch["gesture"].shape[1]
+    if min_tokens >= total:
+        return batch
+    draw = torch.randint(0, 2**31 - 1, (2,), generator=generator, device=generator.device).tolist()
+    length = min_tokens + draw[0] % (total - min_tokens + 1)
+    return crop_batch(batch, draw[1] % (total - length + 1), length)
+
+
+def make_loss_fn(flow: RectifiedFlow, processor: GestureProcessor, weights: LossWeights, *, min_tokens: int = 0):
+    """loss_fn(model, batch, task, generator) for the Trainer; training batches are cut to random lengths of at
+    least `min_tokens` tokens (validation sees whole windows)."""
 
     def loss_fn(model, batch, task, generator):
+        if model.training and min_tokens:
+            batch = random_crop(batch, min_tokens, generator)
         inputs = flow_batch(batch)
 
         def aux(stream, x1_pred, rows):
@@ -83,10 +98,18 @@ def config_hash(values: dict[str, Any]) -> str:
 def train_generator(
     experiment: str, *, cache_dir: str | Path, rvqvae_dir: str | Path, out_dir: str | Path, model: dict[str, Any],
     training: dict[str, Any], flow: dict[str, Any], loss: dict[str, Any], window: int, stride: int, face_jaw: bool,
-    features_params: dict[str, Any] | None = None, log_metrics=None, progress: bool = True,
+    min_window: int | None = None, features_params: dict[str, Any] | None = None, log_metrics=None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Train one experiment; resume from its last checkpoint when the same settings were interrupted."""
+    """Train one experiment; resume from its last checkpoint when the same settings were interrupted.
+
+    Windows are `window` frames; with `min_window` each training batch is cut to a random length between the two.
+    """
     cache_dir, out_dir = Path(cache_dir), Path(out_dir)
+    min_window = window if min_window is None else min_window
+    if min_window % FRAMES_PER_TOKEN or not FRAMES_PER_TOKEN <= min_window <= window:
+        raise ValueError(f"training.min_window ({min_window}) must be a multiple of {FRAMES_PER_TOKEN} in "
+                         f"[{FRAMES_PER_TOKEN}, training.window = {window}]")
     train_cfg = TrainConfig.from_dict(training)
     random.seed(train_cfg.seed)
     torch.manual_seed(train_cfg.seed)
@@ -102,10 +125,11 @@ def train_generator(
     rectified = RectifiedFlow(**flow, code_weight=weights.code, text_weight=weights.text,
                               shortcut_weight=weights.shortcut)
     settings = {"experiment": experiment, "model": config.to_dict(), "training": training, "flow": flow, "loss": loss,
-                "window": window, "stride": stride}
+                "window": window, "stride": stride, "min_window": min_window}
     digest = config_hash(settings)
     trainer = Trainer(net, train_set=train_set, val_set=val_set, collate=collate,
-                      loss_fn=make_loss_fn(rectified, processor, weights), config=train_cfg, out_dir=out_dir,
+                      loss_fn=make_loss_fn(rectified, processor, weights, min_tokens=min_window // FRAMES_PER_TOKEN),
+                      config=train_cfg, out_dir=out_dir,
                       log_metrics=log_metrics)
     marker = out_dir / "checkpoints" / "settings.json"
     if marker.exists() and json.loads(marker.read_text()).get("hash") == digest:
@@ -122,7 +146,7 @@ def train_generator(
         "experiment": experiment, "config": config.to_dict(), "state_dict": trainer.ema_state_dict(),
         "tasks": sorted(train_cfg.tasks), "latent_scale": train_set.latent_scale,
         "audio_stats": {k: np.asarray(v) for k, v in train_set.audio_stats.items()}, "flow": flow,
-        "window": window, "face_jaw": face_jaw,
+        "window": window, "min_window": min_window, "face_jaw": face_jaw,
         "features": {k: train_set.features.meta[k] for k in ("wavlm", "wavlm_random_init", "text", "n_mfcc")},
         "features_params": features_params or {}, "settings_hash": digest,
     }

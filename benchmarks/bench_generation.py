@@ -1,9 +1,11 @@
 """A2G generation speed: real-time factor (seconds of motion per wall second), batch 1, features precomputed.
 
 Random weights (speed does not depend on them); WavLM / MFCC (and text) features are given. Two paths are timed:
-- `end_to_end` (the number to compare): what `Omniges.a2g` runs after feature extraction: windowed long
-  generation (`generation.window_tokens` / `overlap_tokens` from params.yaml), decoding of all four parts by
-  RVQVAEs of the same size class (GestureLSM's width 512 for `full`), and conversion to SMPL-X axis-angle arrays;
+- `end_to_end` (the number to compare): what `Omniges.a2g` runs after feature extraction: long generation in
+  windows of `--window-tokens` (32: a model trained on 128-frame windows, the demo; 96: trained with
+  `training.window: 384`, the full-size recommendation) overlapping by `generation.overlap_tokens`, decoding of
+  all four parts by RVQVAEs of the same size class (GestureLSM's width 512 for `full`), and conversion to SMPL-X
+  axis-angle arrays;
 - `generator_only`: one `RectifiedFlow.sample` over the whole clip, no decoding.
 Weights in `generation.dtype` as `Omniges` loads them (auto: bfloat16 on a CPU with native bf16), or `--dtype`.
 Writes JSON (default results/benchmarks/generation.json). References measured on this machine kind with the
@@ -13,6 +15,7 @@ published architectures: GestureLSM MeanFlow 1 step ~47x, shortcut 2 steps ~27x,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -86,13 +89,14 @@ def timed(run: Any, repeats: int) -> tuple[list[float], list[float]]:
     return wall, cpu
 
 
-def benchmark(sizes: list[str], *, seconds_list: list[float], repeats: int, steps_list: list[int],
-              settings: GenerationSettings) -> list[dict[str, Any]]:
-    """One row per (size, clip length, path, text present, steps, guidance)."""
+def benchmark(sizes: list[str], *, seconds_list: list[float], windows: list[int], repeats: int,
+              steps_list: list[int], settings: GenerationSettings) -> list[dict[str, Any]]:
+    """One row per (size, clip length, window, path, text present, steps, guidance)."""
     rows = []
     dtype = resolve_dtype(settings.dtype)
     default = (settings.steps, settings.guidance)
-    for size, seconds in ((size, seconds) for size in sizes for seconds in seconds_list):
+    for size, seconds, window in ((a, b, c) for a in sizes for b in seconds_list for c in windows):
+        settings = dataclasses.replace(settings, window_tokens=window)
         torch.manual_seed(0)
         config = getattr(OmnigesConfig, size)()
         model = OmnigesTransformerModel(config).eval().to(dtype)
@@ -100,7 +104,7 @@ def benchmark(sizes: list[str], *, seconds_list: list[float], repeats: int, step
         frames = round(seconds * config.motion_fps)
         cases = [("end_to_end", text, steps, 1.0) for text in (False, True) for steps in steps_list]
         cases += [("end_to_end", False, *default)] if default not in [(s, 1.0) for s in steps_list] else []
-        cases += [("generator_only", False, steps, 1.0) for steps in steps_list]
+        cases += [("generator_only", False, steps, 1.0) for steps in steps_list] if window == windows[0] else []
         for path, with_text, steps, guidance in cases:
             cond = a2g_conditions(config, seconds, with_text=with_text)
 
@@ -110,14 +114,16 @@ def benchmark(sizes: list[str], *, seconds_list: list[float], repeats: int, step
                 wall, cpu = timed(run, repeats)
             median = statistics.median(wall)
             rows.append(dict(
-                size=size, path=path, parameters=count_parameters(model), dtype=str(dtype).removeprefix("torch."),
+                size=size, path=path, window_tokens=window if path == "end_to_end" else None,
+                parameters=count_parameters(model), dtype=str(dtype).removeprefix("torch."),
                 transcript=with_text, steps=steps, guidance=guidance, default_settings=(steps, guidance) == default,
                 gesture_tokens=round(seconds * config.tokens_per_second),
                 seconds_of_motion=seconds, wall_seconds_median=median, wall_seconds_all=wall,
                 cpu_seconds_median=statistics.median(cpu), real_time_factor=seconds / median,
                 real_time_factor_best=seconds / min(wall),
             ))
-            print(f"{size:5s} {seconds:4.0f} s {path:14s} text={with_text!s:5s} steps={steps} cfg={guidance}: "
+            print(f"{size:5s} {seconds:4.0f} s w{window:<3d} {path:14s} text={with_text!s:5s} steps={steps} "
+                  f"cfg={guidance}: "
                   f"{median * 1000:8.1f} ms "
                   f"-> {seconds / median:7.1f}x real time", flush=True)
     return rows
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=["demo", "full"])
     parser.add_argument("--steps", nargs="+", type=int, default=[1, 2, 4])
+    parser.add_argument("--window-tokens", type=int, nargs="+", default=[32, 96])
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="default: generation.dtype")
     args = parser.parse_args(argv)
     settings = generation_settings()
@@ -140,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
-    rows = benchmark(args.sizes, seconds_list=args.seconds, repeats=args.repeats, steps_list=args.steps,
-                     settings=settings)
+    rows = benchmark(args.sizes, seconds_list=args.seconds, windows=args.window_tokens, repeats=args.repeats,
+                     steps_list=args.steps, settings=settings)
     result = dict(
         task="a2g", batch=1, threads=args.threads, torch=torch.__version__, machine=platform.machine(),
         processor=platform.processor() or platform.platform(), cpu_count=os.cpu_count(),

@@ -6,7 +6,8 @@
     wave = model.g2a(motion)                                  # float32 16 kHz
     motion = model.t2g(words_with_times, seconds=12.0)
 
-Inputs of any length are generated in overlapping windows (`generation.window_tokens` / `overlap_tokens`).
+Inputs of any length are generated in overlapping windows (`generation.window_tokens` / `overlap_tokens`), by
+default as long as the windows the checkpoint was trained on.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class GenerationSettings:
     steps: int = 2
     guidance: float = 1.5
     solver: str = "euler"
-    window_tokens: int = 32
+    window_tokens: int = 0  # gesture tokens per generation window; 0 = the checkpoint's training window
     overlap_tokens: int = 4
     seed: int = 0
 
@@ -91,9 +92,15 @@ class Omniges:
         # checkpoints from before flow.prediction existed were velocity-parameterised
         self.flow = RectifiedFlow(**{"prediction": "velocity", **payload["flow"]})
         self.processor, self.vocab, self.features_params = processor, vocab, features
-        for part in processor.parts.values():  # decoding follows the generator; encoding stays float32
+        for part in processor.parts.values() if processor is not None else ():  # decoders follow the generator
             part.decoder.to(dtype)
         self.tasks = set(payload["tasks"])
+        # a model trained on windows of W frames (crops up to W with training.min_window) generates W / 4 tokens
+        # per window: longer windows are faster, but a model trained on short ones degrades on longer ones
+        self.window_tokens = self.settings.window_tokens or payload.get("window", 128) // FRAMES_PER_TOKEN
+        if self.window_tokens <= self.settings.overlap_tokens:
+            raise ValueError(f"generation.window_tokens ({self.window_tokens}) must exceed overlap_tokens "
+                             f"({self.settings.overlap_tokens})")
         self.stats = {k: np.asarray(v, np.float32) for k, v in payload["audio_stats"].items()}
         self._wavlm: WavLMFeatures | None = None
         self._text: TextEncoder | None = None
@@ -185,7 +192,7 @@ class Omniges:
     def _gesture_windows(self, motion: dict[str, np.ndarray]) -> list[dict[str, torch.Tensor]]:
         """The motion's gesture condition cut into consecutive `window_tokens` windows (G2T, G2A)."""
         cond = self.gesture_condition(motion)
-        window = self.settings.window_tokens
+        window = self.window_tokens
         return [{k: v[:, start : start + window] for k, v in cond.items()}
                 for start in range(0, cond["gesture"].shape[1], window)]
 
@@ -199,7 +206,7 @@ class Omniges:
         s = self.settings
         with torch.no_grad():
             latents = self.flow.generate_long(
-                self.model, task, cond, window=s.window_tokens, overlap=s.overlap_tokens,
+                self.model, task, cond, window=self.window_tokens, overlap=s.overlap_tokens,
                 steps=steps or s.steps, guidance=s.guidance if guidance is None else guidance, solver=s.solver,
                 generator=self._generator(seed))
             parts = self.processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)

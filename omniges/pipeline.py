@@ -154,7 +154,8 @@ def train(params: Params, experiment: str) -> dict[str, Any]:
         summary = train_generator(
             experiment, cache_dir=CACHE, rvqvae_dir="results/rvqvae", out_dir=out, model=params.section("model"),
             training=training, flow=params.section("flow"), loss=cfg["loss"], window=cfg["window"],
-            stride=cfg["stride"], min_window=cfg.get("min_window"), face_jaw=params.data.face_jaw,
+            stride=cfg["stride"], min_window=cfg.get("min_window"),
+            batch_tokens=cfg.get("batch_tokens", 0), face_jaw=params.data.face_jaw,
             features_params=params.section("features"),
             log_metrics=run.log_metrics,
         )

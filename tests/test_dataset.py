@@ -53,3 +53,11 @@ def test_random_crop_lengths_cover_the_range_and_are_seeded():
         lengths.add(n)
     assert min(lengths) <= 6 and max(lengths) >= 22
     assert random_crop(batch, 24, torch.Generator())["gesture"].shape[1] == 24  # min = window: unchanged
+
+
+def test_random_crop_with_a_token_budget_keeps_fewer_samples_of_longer_crops():
+    batch = collate([item(96) for _ in range(8)])
+    for seed in range(30):
+        out = random_crop(batch, 4, torch.Generator().manual_seed(seed), batch_tokens=48)
+        n = out["gesture"].shape[1]
+        assert out["gesture"].shape[0] == out["mfcc"].shape[0] == len(out["clip_id"]) == min(8, max(1, 48 // n))

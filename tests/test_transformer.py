@@ -287,3 +287,17 @@ def test_generation_dtype_setting():
     assert resolve_dtype("auto") == (torch.bfloat16 if native_bfloat16() else torch.float32)
     with pytest.raises(ValueError, match="generation.dtype"):
         resolve_dtype("float16")
+
+
+def test_generation_window_defaults_to_the_training_window():
+    from omniges.inference import GenerationSettings, Omniges
+
+    model = tiny_model()
+    payload = dict(config=model.config.to_dict(), state_dict=model.state_dict(), flow={}, tasks=["a2g"],
+                   audio_stats={}, experiment="a2g", window=384)
+    assert Omniges(payload, processor=None, vocab=None, features={}).window_tokens == 96
+    settings = GenerationSettings(window_tokens=40, dtype="bfloat16")
+    loaded = Omniges(payload, processor=None, vocab=None, features={}, settings=settings)
+    assert loaded.window_tokens == 40 and loaded.model.gesture_in.weight.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="overlap_tokens"):
+        Omniges(payload, processor=None, vocab=None, features={}, settings=GenerationSettings(window_tokens=4))

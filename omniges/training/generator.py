@@ -57,25 +57,32 @@ def model_config(size: str, overrides: dict[str, Any], *, text_dim: int, vocab_s
     return base[size](**{"text_feature_dim": text_dim, "vocab_size": vocab_size, **overrides})
 
 
-def random_crop(batch: dict[str, Any], min_tokens: int, generator: torch.Generator) -> dict[str, Any]:
+def random_crop(batch: dict[str, Any], min_tokens: int, generator: torch.Generator, *,
+                batch_tokens: int = 0) -> dict[str, Any]:
     """The whole batch cut to one random length in [min_tokens, window] at one random offset, drawn from
     `generator` (so a resumed run crops identically). Training on every length up to the window lets inference
-    use windows that long (fewer, larger windows: faster) and handle a short last window."""
+    use windows that long (fewer, larger windows: faster) and handle a short last window. With `batch_tokens`,
+    a batch of length L keeps its first max(1, batch_tokens // L) samples: every step costs about the same."""
     total = batch["gesture"].shape[1]
     if min_tokens >= total:
         return batch
     draw = torch.randint(0, 2**31 - 1, (2,), generator=generator, device=generator.device).tolist()
     length = min_tokens + draw[0] % (total - min_tokens + 1)
-    return crop_batch(batch, draw[1] % (total - length + 1), length)
+    batch = crop_batch(batch, draw[1] % (total - length + 1), length)
+    if batch_tokens:
+        keep = max(1, batch_tokens // length)
+        batch = {k: v[:keep] for k, v in batch.items()}
+    return batch
 
 
-def make_loss_fn(flow: RectifiedFlow, processor: GestureProcessor, weights: LossWeights, *, min_tokens: int = 0):
+def make_loss_fn(flow: RectifiedFlow, processor: GestureProcessor, weights: LossWeights, *, min_tokens: int = 0,
+                 batch_tokens: int = 0):
     """loss_fn(model, batch, task, generator) for the Trainer; training batches are cut to random lengths of at
     least `min_tokens` tokens (validation sees whole windows)."""
 
     def loss_fn(model, batch, task, generator):
         if model.training and min_tokens:
-            batch = random_crop(batch, min_tokens, generator)
+            batch = random_crop(batch, min_tokens, generator, batch_tokens=batch_tokens)
         inputs = flow_batch(batch)
 
         def aux(stream, x1_pred, rows):
@@ -98,12 +105,13 @@ def config_hash(values: dict[str, Any]) -> str:
 def train_generator(
     experiment: str, *, cache_dir: str | Path, rvqvae_dir: str | Path, out_dir: str | Path, model: dict[str, Any],
     training: dict[str, Any], flow: dict[str, Any], loss: dict[str, Any], window: int, stride: int, face_jaw: bool,
-    min_window: int | None = None, features_params: dict[str, Any] | None = None, log_metrics=None,
-    progress: bool = True,
+    min_window: int | None = None, batch_tokens: int = 0, features_params: dict[str, Any] | None = None,
+    log_metrics=None, progress: bool = True,
 ) -> dict[str, Any]:
     """Train one experiment; resume from its last checkpoint when the same settings were interrupted.
 
-    Windows are `window` frames; with `min_window` each training batch is cut to a random length between the two.
+    Windows are `window` frames; with `min_window` each training batch is cut to a random length between the two
+    (and, with `batch_tokens`, to about that many gesture tokens).
     """
     cache_dir, out_dir = Path(cache_dir), Path(out_dir)
     min_window = window if min_window is None else min_window
@@ -125,10 +133,11 @@ def train_generator(
     rectified = RectifiedFlow(**flow, code_weight=weights.code, text_weight=weights.text,
                               shortcut_weight=weights.shortcut)
     settings = {"experiment": experiment, "model": config.to_dict(), "training": training, "flow": flow, "loss": loss,
-                "window": window, "stride": stride, "min_window": min_window}
+                "window": window, "stride": stride, "min_window": min_window, "batch_tokens": batch_tokens}
     digest = config_hash(settings)
     trainer = Trainer(net, train_set=train_set, val_set=val_set, collate=collate,
-                      loss_fn=make_loss_fn(rectified, processor, weights, min_tokens=min_window // FRAMES_PER_TOKEN),
+                      loss_fn=make_loss_fn(rectified, processor, weights, min_tokens=min_window // FRAMES_PER_TOKEN,
+                                           batch_tokens=batch_tokens),
                       config=train_cfg, out_dir=out_dir,
                       log_metrics=log_metrics)
     marker = out_dir / "checkpoints" / "settings.json"

@@ -89,7 +89,7 @@ def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int
     if steps:
         settings.steps = steps
     if guidance is not None:
-        settings.guidance = guidance
+        settings.guidance, settings.task_guidance = guidance, {}
     try:
         return Omniges.load(checkpoint, settings=settings)
     except ModelNotTrainedError as error:

@@ -13,7 +13,7 @@ default as long as the windows the checkpoint was trained on.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,20 @@ class GenerationSettings:
     dtype: str = "auto"  # generator weights: auto (bfloat16 where computed natively) | float32 | bfloat16
     steps: int = 2
     guidance: float = 1.5
+    task_guidance: dict[str, float] = field(default_factory=dict)  # per-task overrides of guidance, e.g. t2g: 4
     solver: str = "euler"
     window_tokens: int = 0  # gesture tokens per generation window; 0 = the checkpoint's training window
     overlap_tokens: int = 4
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.task_guidance) - {"a2g", "t2g", "g2a"})
+        if unknown:
+            raise ValueError(f"generation.task_guidance: {unknown} are not guided tasks (a2g, t2g, g2a)")
+
+    def guidance_for(self, task: str) -> float:
+        """The classifier-free guidance scale of one task."""
+        return self.task_guidance.get(task, self.guidance)
 
 
 def native_bfloat16() -> bool:
@@ -207,8 +217,8 @@ class Omniges:
         with torch.no_grad():
             latents = self.flow.generate_long(
                 self.model, task, cond, window=self.window_tokens, overlap=s.overlap_tokens,
-                steps=steps or s.steps, guidance=s.guidance if guidance is None else guidance, solver=s.solver,
-                generator=self._generator(seed))
+                steps=steps or s.steps, guidance=s.guidance_for(task) if guidance is None else guidance,
+                solver=s.solver, generator=self._generator(seed))
             parts = self.processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)
         parts = {p: v[:, :n_frames] for p, v in parts.items()}
         poses, trans, expressions = self.processor.to_smplx(parts)
@@ -264,7 +274,7 @@ class Omniges:
         with torch.no_grad():
             for part in self._gesture_windows(motion):
                 chunks.append(self.flow.sample(self.model, "g2a", part, steps=steps or s.steps,
-                                               guidance=s.guidance if guidance is None else guidance,
+                                               guidance=s.guidance_for("g2a") if guidance is None else guidance,
                                                solver=s.solver, generator=self._generator(seed))[0])
         coeffs = torch.cat(chunks).numpy() * self.stats["mfcc_std"] + self.stats["mfcc_mean"]
         if not waveform:

@@ -301,3 +301,12 @@ def test_generation_window_defaults_to_the_training_window():
     assert loaded.window_tokens == 40 and loaded.model.gesture_in.weight.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="overlap_tokens"):
         Omniges(payload, processor=None, vocab=None, features={}, settings=GenerationSettings(window_tokens=4))
+
+
+def test_per_task_guidance_overrides_the_shared_scale():
+    from omniges.inference import GenerationSettings
+
+    settings = GenerationSettings(guidance=1.5, task_guidance={"t2g": 4.0})
+    assert settings.guidance_for("t2g") == 4.0 and settings.guidance_for("a2g") == 1.5
+    with pytest.raises(ValueError, match="g2t"):
+        GenerationSettings(task_guidance={"g2t": 2.0})

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from omniges.data.body import PART_NAMES, part_dim
 from omniges.data.store import write_json_atomic
@@ -51,19 +50,13 @@ def a2g_conditions(config: OmnigesConfig, seconds: float, *, with_text: bool) ->
     return cond
 
 
-def generation_settings(path: Path = Path("params.yaml")) -> GenerationSettings:
-    """The `generation` section of params.yaml (the settings `omniges generate` uses), or the defaults."""
-    section = yaml.safe_load(path.read_text()).get("generation", {}) if path.is_file() else {}
-    return GenerationSettings(**section)
-
-
 def random_processor(size: str, dtype: torch.dtype) -> GestureProcessor:
     """Four random RVQVAEs of the size class, identity normalisation, decoders in `dtype` (as `Omniges` has them)."""
     parts = {p: RVQVAE(input_width=part_dim(p), **RVQVAE_SIZES[size]).eval() for p in PART_NAMES}
-    for part in parts.values():
-        part.decoder.to(dtype)
     identity = {p: (0.0, 1.0) for p in PART_NAMES}
-    return GestureProcessor(parts, stats=identity, latent_scale=dict.fromkeys(PART_NAMES, 1.0))
+    processor = GestureProcessor(parts, stats=identity, latent_scale=dict.fromkeys(PART_NAMES, 1.0))
+    processor.decoders_to(dtype)
+    return processor
 
 
 def a2g(model: OmnigesTransformerModel, processor: GestureProcessor, cond: dict[str, torch.Tensor], *, path: str,
@@ -141,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window-tokens", type=int, nargs="+", default=[32, 96])
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="default: generation.dtype")
     args = parser.parse_args(argv)
-    settings = generation_settings()
+    settings = GenerationSettings.from_params()  # what `omniges generate` uses
     if args.dtype:
         settings.dtype = args.dtype
 

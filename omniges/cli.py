@@ -80,11 +80,9 @@ DEFAULT_CHECKPOINT = "results/models/multitask/model.pt"
 
 
 def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int):
-    from omniges.config import load_params
     from omniges.inference import GenerationSettings, ModelNotTrainedError, Omniges
 
-    settings = GenerationSettings(**load_params().section("generation")) if Path("params.yaml").is_file() \
-        else GenerationSettings()
+    settings = GenerationSettings.from_params()
     settings.seed = seed
     if steps:
         settings.steps = steps

@@ -48,9 +48,17 @@ class GenerationSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.task_guidance) - {"a2g", "t2g", "g2a"})
+        guided = sorted(task for task, stream in TASK_GENERATES.items() if stream != "text")
+        unknown = sorted(set(self.task_guidance) - set(guided))
         if unknown:
-            raise ValueError(f"generation.task_guidance: {unknown} are not guided tasks (a2g, t2g, g2a)")
+            raise ValueError(f"generation.task_guidance: {unknown} are not guided tasks ({', '.join(guided)})")
+
+    @classmethod
+    def from_params(cls, path: str | Path = "params.yaml") -> GenerationSettings:
+        """The validated `generation` section of a params file, or the defaults where there is none."""
+        from omniges.config import load_params
+
+        return cls(**load_params(path).section("generation")) if Path(path).is_file() else cls()
 
     def guidance_for(self, task: str) -> float:
         """The classifier-free guidance scale of one task."""
@@ -102,8 +110,8 @@ class Omniges:
         # checkpoints from before flow.prediction existed were velocity-parameterised
         self.flow = RectifiedFlow(**{"prediction": "velocity", **payload["flow"]})
         self.processor, self.vocab, self.features_params = processor, vocab, features
-        for part in processor.parts.values() if processor is not None else ():  # decoders follow the generator
-            part.decoder.to(dtype)
+        if processor is not None:
+            processor.decoders_to(dtype)  # decoding follows the generator; encoding stays float32
         self.tasks = set(payload["tasks"])
         # a model trained on windows of W frames (crops up to W with training.min_window) generates W / 4 tokens
         # per window: longer windows are faster, but a model trained on short ones degrades on longer ones

@@ -94,6 +94,11 @@ class GestureProcessor(nn.Module):
         chunks = rearrange(latents, "b n (p c) -> p b n c", p=len(PART_NAMES))
         return {name: chunks[i] * self.latent_scale[name] for i, name in enumerate(PART_NAMES)}
 
+    def decoders_to(self, dtype: torch.dtype) -> None:
+        """Cast the part decoders' weights (bf16 inference); they return float32 motion whatever the dtype."""
+        for part in self.parts.values():
+            part.decoder.to(dtype)
+
     def decode_from_latents(self, latents: Tensor, *, num_frames: int | None = None,
                             quantize: bool = False) -> dict[str, Tensor]:
         """Scaled latents (B, N, 4C) -> normalised parts (B, T, D); differentiable when `quantize` is False."""

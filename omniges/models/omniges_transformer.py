@@ -399,11 +399,9 @@ class OmnigesTransformerModel(nn.Module):
         step = as_batch_tensor(step_size, batch, device) if exists(step_size) else None
         times = (as_batch_tensor(t, batch, device) for t in (t_text, t_audio, t_gesture))
         time_cond = self.time_condition(*times, step)
-        if dtype == torch.float32:
+        # bf16 weights: mHC mixes residual streams in float32, autocast keeps every matmul in the weights' dtype
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             text_out, audio_out, gesture_out = self.backbone(tokens, masks, time_cond)
-        else:  # mHC mixes residual streams in float32; autocast keeps every matmul in the weights' dtype
-            with torch.autocast(device.type, dtype=dtype):
-                text_out, audio_out, gesture_out = self.backbone(tokens, masks, time_cond)
 
         out: dict[str, Any] = {}  # heads returned in float32 whatever the weights' dtype
         if "gesture" in generate:

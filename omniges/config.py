@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -94,11 +94,22 @@ class RvqvaeTrainParams(Strict):
     seed: int = 0
 
 
+class ImportNormalization(Strict):
+    """How imported tokenizers' inputs are normalised: GestureLSM's statistics files, or this corpus's."""
+
+    source: Literal["gesturelsm", "corpus"] = "gesturelsm"
+    pose_mean: str = ""
+    pose_std: str = ""
+    trans_mean: str = ""
+    trans_std: str = ""
+
+
 class RvqvaeImport(Strict):
     upper: str = ""
     hands: str = ""
     lower_trans: str = ""
     face: str = ""
+    normalization: ImportNormalization = ImportNormalization()
 
 
 class RvqvaeParams(Strict):
@@ -127,6 +138,25 @@ class Params(BaseModel):
     rvqvae: RvqvaeParams = RvqvaeParams()
     tracking: TrackingParams = TrackingParams()
 
+    @model_validator(mode="after")
+    def _imports_are_usable(self) -> Params:
+        """GestureLSM checkpoints need GestureLSM's statistics and (for the face) its 100-d layout."""
+        imported = self.rvqvae.import_
+        norm = imported.normalization
+        if norm.source != "gesturelsm":
+            return self
+        if imported.face and self.data.face_jaw:
+            raise ValueError("rvqvae.import.face is a GestureLSM face model (100 expressions, no jaw): "
+                             "set data.face_jaw=false")
+        needed = {"pose_mean", "pose_std"} if imported.upper or imported.hands or imported.lower_trans else set()
+        needed |= {"trans_mean", "trans_std"} if imported.lower_trans else set()
+        unset = sorted(name for name in needed if not getattr(norm, name))
+        if unset:
+            raise ValueError(f"rvqvae.import names GestureLSM checkpoints: set rvqvae.import.normalization."
+                             f"{{{','.join(unset)}}} to its mean_std/beatx_2_*.npy files (or normalization.source="
+                             "corpus for tokenizers trained on this corpus's statistics)")
+        return self
+
     def section(self, name: str) -> dict[str, Any]:
         """A section as a plain dict (for logging and for sections without a model)."""
         value = getattr(self, name)
@@ -136,6 +166,9 @@ class Params(BaseModel):
 def _format_error(error: ValidationError, path: Path) -> str:
     lines = [f"{path}: invalid parameters"]
     for item in error.errors():
+        if not item["loc"]:  # a check across sections: its message names the keys
+            lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
+            continue
         key = ".".join(str(part) for part in item["loc"])
         lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)

@@ -84,6 +84,7 @@ def rvqvae(params: Params, part: str) -> dict[str, Any]:
         metrics = build_tokenizer(
             CACHE, out, part, model=cfg["model"], train=cfg["train"], window=cfg["window"], stride=cfg["stride"],
             face_jaw=params.data.face_jaw, import_path=cfg["import"][part],
+            normalization=cfg["import"]["normalization"],
             log_fn=lambda record: run.log_metrics(record, step=int(record["step"])),
         )
         scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}

@@ -84,9 +84,10 @@ class OmnigesDataset(Dataset):
     """Windows of one split: audio features, text features and word ids, gesture latents, codes and parts."""
 
     def __init__(
-        self, cache_dir: str | Path, *, split: str | list[str], length: int, stride: int, stats_path: str | Path | None
-        = None, with_parts: bool = True,
+        self, cache_dir: str | Path, *, split: str | list[str], length: int, stride: int,
+        part_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, with_parts: bool = True,
     ):
+        """`part_stats` normalise the part targets as the tokenizer does (default: the corpus's stats.npz)."""
         cache_dir = Path(cache_dir)
         splits = [split] if isinstance(split, str) else list(split)
         self.clips = LmdbReader(cache_dir / "clips.lmdb")
@@ -96,8 +97,10 @@ class OmnigesDataset(Dataset):
         self.latent_scale = self.latents.meta["latent_scale"]
         feature_stats = self.features.meta["stats"]
         self.audio_stats = {k: feature_stats[k] for k in ("wavlm_mean", "wavlm_std", "mfcc_mean", "mfcc_std")}
-        stats = np.load(stats_path or cache_dir / "stats.npz")
-        self.stats = {name: (stats[f"{name}_mean"], stats[f"{name}_std"]) for name in PART_NAMES}
+        if part_stats is None:
+            stats = np.load(cache_dir / "stats.npz")
+            part_stats = {name: (stats[f"{name}_mean"], stats[f"{name}_std"]) for name in PART_NAMES}
+        self.stats = part_stats
         index = self.clips.meta["index"]
         lengths = {
             key: info["n_frames"] for key, info in index.items()

@@ -31,6 +31,24 @@ def load_part_model(path: str | Path) -> RVQVAE:
     return model.eval()
 
 
+def tokenizer_stats(rvqvae_dir: str | Path, stats_path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{part: (mean, std)}: the normalisation in each `<part>.json`, else the corpus statistics in `stats_path`.
+
+    The rvqvae stage records the statistics a part was trained or imported with (GestureLSM's for its checkpoints);
+    tokenizers written before it did were always trained on the corpus statistics.
+    """
+    out, corpus = {}, None
+    for part in PART_NAMES:
+        config_path = Path(rvqvae_dir) / f"{part}.json"
+        recorded = json.loads(config_path.read_text()).get("normalization") if config_path.is_file() else None
+        if recorded:
+            out[part] = (np.asarray(recorded["mean"], np.float32), np.asarray(recorded["std"], np.float32))
+            continue
+        corpus = np.load(stats_path) if corpus is None else corpus
+        out[part] = (corpus[f"{part}_mean"], corpus[f"{part}_std"])
+    return out
+
+
 class GestureProcessor(nn.Module):
     """encode / decode between normalised part arrays (B, T, D) and scaled latents (B, T/4, C) or codes."""
 
@@ -60,13 +78,17 @@ class GestureProcessor(nn.Module):
     def load(
         cls, rvqvae_dir: str | Path, stats_path: str | Path, *, latent_scale: dict[str, float], face_jaw: bool = True
     ) -> GestureProcessor:
+        """The four part models of `rvqvae_dir`, each with the normalisation it was trained (or imported) with."""
         rvqvae_dir = Path(rvqvae_dir)
-        stats = np.load(stats_path)
         return cls(
             {p: load_part_model(rvqvae_dir / f"{p}.pth") for p in PART_NAMES},
-            stats={p: (stats[f"{p}_mean"], stats[f"{p}_std"]) for p in PART_NAMES},
-            latent_scale=latent_scale, face_jaw=face_jaw,
+            stats=tokenizer_stats(rvqvae_dir, stats_path), latent_scale=latent_scale, face_jaw=face_jaw,
         )
+
+    def part_stats(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{part: (mean, std)} this tokenizer normalises with (what a dataset must normalise targets with)."""
+        return {p: (getattr(self, f"{p}_mean").cpu().numpy(), getattr(self, f"{p}_std").cpu().numpy())
+                for p in PART_NAMES}
 
     @property
     def code_dim(self) -> int:

@@ -18,7 +18,7 @@ import torch
 
 from omniges.data.body import PART_NAMES
 from omniges.data.dataset import FRAMES_PER_TOKEN, OmnigesDataset, collate, crop_batch
-from omniges.data.store import write_json_atomic
+from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.features.text import Vocabulary
 from omniges.models.flow import RectifiedFlow
 from omniges.models.gesture_processor import GestureProcessor
@@ -121,14 +121,17 @@ def train_generator(
     train_cfg = TrainConfig.from_dict(training)
     random.seed(train_cfg.seed)
     torch.manual_seed(train_cfg.seed)
-    train_set = OmnigesDataset(cache_dir, split=["train", "additional"], length=window, stride=stride)
-    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window)
+    latent_scale = LmdbReader(cache_dir / "latents.lmdb").meta["latent_scale"]
+    processor = GestureProcessor.load(rvqvae_dir, cache_dir / "stats.npz", latent_scale=latent_scale,
+                                      face_jaw=face_jaw)
+    part_stats = processor.part_stats()
+    train_set = OmnigesDataset(cache_dir, split=["train", "additional"], length=window, stride=stride,
+                               part_stats=part_stats)
+    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window, part_stats=part_stats)
     vocab = Vocabulary.load(cache_dir / "vocab.json")
     text_dim = train_set.features.meta["text_dim"]
     config = model_config(model["size"], model.get("overrides", {}), text_dim=text_dim, vocab_size=len(vocab))
     net = OmnigesTransformerModel(config)
-    processor = GestureProcessor.load(rvqvae_dir, cache_dir / "stats.npz", latent_scale=train_set.latent_scale,
-                                      face_jaw=face_jaw)
     weights = LossWeights(**loss)
     rectified = RectifiedFlow(**flow, code_weight=weights.code, text_weight=weights.text,
                               shortcut_weight=weights.shortcut)

@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 from omniges.data.body import EXPRESSION_DIM, PART_JOINTS, PART_NAMES, part_dim
 from omniges.data.dataset import clip_windows
+from omniges.data.normalization import gesturelsm_part_stats
 from omniges.data.store import LmdbReader, LmdbWriter, write_json_atomic
-from omniges.models.gesture_processor import GestureProcessor, load_part_model
+from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.rvqvae import RVQVAE
 from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae
 
@@ -37,15 +38,28 @@ def report_layout(part: str, face_jaw: bool) -> dict[str, Any]:
     return {"rot6d_joints": len(PART_JOINTS[part]), "has_translation": part == "lower_trans", "rot6d_offset": 0}
 
 
+def part_normalization(
+    part: str, corpus_stats: Path, *, imported: bool, normalization: dict[str, str] | None, face_jaw: bool
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(mean, std, source) the part's RVQVAE sees its input with: the corpus's, or GestureLSM's for its checkpoints."""
+    settings = {"source": "gesturelsm", **(normalization or {})}
+    if imported and settings["source"] == "gesturelsm":
+        return (*gesturelsm_part_stats(part, settings, face_jaw=face_jaw), "gesturelsm")
+    stats = np.load(corpus_stats)
+    return stats[f"{part}_mean"], stats[f"{part}_std"], "corpus"
+
+
 def build_tokenizer(
     cache_dir: str | Path, out_dir: str | Path, part: str, *, model: dict[str, Any], train: dict[str, Any],
-    window: int, stride: int, face_jaw: bool, import_path: str = "", log_fn=None, progress: bool = True,
+    window: int, stride: int, face_jaw: bool, import_path: str = "", normalization: dict[str, str] | None = None,
+    log_fn=None, progress: bool = True,
 ) -> dict[str, Any]:
-    """Train (or strictly import) the part's RVQVAE; write `<part>.pth` + `<part>.json` (config and metrics)."""
+    """Train (or strictly import) the part's RVQVAE; write `<part>.pth` + `<part>.json` (config, normalisation,
+    metrics). An imported GestureLSM checkpoint is fed inputs normalised with GestureLSM's statistics."""
     cache_dir, out_dir = Path(cache_dir), Path(out_dir)
     clips = LmdbReader(cache_dir / "clips.lmdb")
-    stats = np.load(cache_dir / "stats.npz")
-    mean, std = stats[f"{part}_mean"], stats[f"{part}_std"]
+    mean, std, source = part_normalization(part, cache_dir / "stats.npz", imported=bool(import_path),
+                                           normalization=normalization, face_jaw=face_jaw)
     config = {"input_width": part_dim(part, face_jaw=face_jaw), **model}
     torch.manual_seed(train.get("seed", 0))
     net = RVQVAE(**config)
@@ -62,7 +76,10 @@ def build_tokenizer(
     metrics.update({f"val_report_{k}": v for k, v in report.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
     net.save_checkpoint(out_dir / f"{part}.pth")
-    write_json_atomic(out_dir / f"{part}.json", {"part": part, "model": config, "metrics": metrics})
+    write_json_atomic(out_dir / f"{part}.json", {
+        "part": part, "model": config, "metrics": metrics,
+        "normalization": {"source": source, "mean": mean.tolist(), "std": std.tolist()},
+    })
     return metrics
 
 
@@ -75,10 +92,8 @@ def cache_latents(
     """
     cache_dir = Path(cache_dir)
     clips = LmdbReader(cache_dir / "clips.lmdb")
-    stats = np.load(cache_dir / "stats.npz")
-    models = {p: load_part_model(Path(rvqvae_dir) / f"{p}.pth") for p in PART_NAMES}
-    processor = GestureProcessor(models, stats={p: (stats[f"{p}_mean"], stats[f"{p}_std"]) for p in PART_NAMES},
-                                 latent_scale=dict.fromkeys(PART_NAMES, 1.0), face_jaw=face_jaw)
+    processor = GestureProcessor.load(rvqvae_dir, cache_dir / "stats.npz", latent_scale=dict.fromkeys(PART_NAMES, 1.0),
+                                      face_jaw=face_jaw)
     writer = LmdbWriter(cache_dir / "latents.lmdb", resume=True)
     done = writer.keys()
     sums = {p: [0.0, 0.0, 0] for p in PART_NAMES}

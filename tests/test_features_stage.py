@@ -73,11 +73,13 @@ def test_features_align_and_resume(cache, monkeypatch):
     features = LmdbReader(cache / "features.lmdb")
     record = features["2_scott_0_1_1"]
     assert record["wavlm"].shape == (240, 768) and record["mfcc"].shape == (240, 128)
-    assert record["text"].shape == (240, text.dim) and record["wavlm"].dtype == np.float16
+    # text at the gesture-token rate (one row per 4 frames): hello 0-1 s, silence 1-2 s, world 2-3.5 s
+    assert record["text"].shape == (60, text.dim) and record["word_ids"].shape == (60,)
+    assert record["wavlm"].dtype == np.float16 and features.meta["layout"] == "text-per-token"
     vocab = extract.Vocabulary.load(cache / "vocab.json")
     ids = record["word_ids"]
-    assert vocab.decode([ids[0]]) == ["hello"] and ids[45] == vocab.SIL and vocab.decode([ids[70]]) == ["world"]
-    assert (record["text"][45] == 0).all() and not (record["text"][0] == 0).all()
+    assert vocab.decode([ids[0]]) == ["hello"] and ids[11] == vocab.SIL and vocab.decode([ids[17]]) == ["world"]
+    assert (record["text"][11] == 0).all() and not (record["text"][0] == 0).all()
     assert "unseen" not in vocab  # val transcripts never enter the vocabulary
     assert vocab.decode([features["2_scott_0_3_3"]["word_ids"][0]]) == ["<unk>"]
     assert features["4_lawrence_0_1_1"]["has_text"] is False

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from omniges.data.body import PART_NAMES
-from omniges.data.store import LmdbReader
+from omniges.data.store import CacheError, LmdbReader
 
 FRAMES_PER_TOKEN = 4
 
@@ -95,6 +95,9 @@ class OmnigesDataset(Dataset):
         self.latents = LmdbReader(cache_dir / "latents.lmdb")
         self.with_parts = with_parts
         self.latent_scale = self.latents.meta["latent_scale"]
+        if self.features.meta.get("layout") != "text-per-token":
+            raise CacheError(f"{self.features.path}: written by an older Omniges (text per motion frame); "
+                             "rerun the features stage")
         feature_stats = self.features.meta["stats"]
         self.audio_stats = {k: feature_stats[k] for k in ("wavlm_mean", "wavlm_std", "mfcc_mean", "mfcc_std")}
         if part_stats is None:
@@ -106,6 +109,7 @@ class OmnigesDataset(Dataset):
             key: info["n_frames"] for key, info in index.items()
             if info["split"] in splits and key in self.features and key in self.latents
         }
+        self.has_text = {key: bool(self.features.field(key, "has_text")) for key in lengths}
         self.length = length
         self.windows = plan_windows(lengths, length=length, stride=stride)
         if not self.windows:
@@ -118,25 +122,24 @@ class OmnigesDataset(Dataset):
         window = self.windows[index]
         a, b = window.start, window.start + window.frames
         ta, tb = a // FRAMES_PER_TOKEN, b // FRAMES_PER_TOKEN
-        feats, lat = self.features[window.clip_id], self.latents[window.clip_id]
+        clip, feats, lat = window.clip_id, self.features, self.latents  # each array read by slice: O(window)
         item: dict[str, np.ndarray | str | int] = {
-            "clip_id": window.clip_id,
+            "clip_id": clip,
             "start": window.start,
-            "wavlm": normalize(feats["wavlm"][a:b], self.audio_stats, "wavlm"),
-            "mfcc": normalize(feats["mfcc"][a:b], self.audio_stats, "mfcc"),
-            "text": pool_tokens(feats["text"][a:b].astype(np.float32)),
-            "word_ids": token_words(feats["word_ids"][a:b]).astype(np.int64),
-            "has_text": np.bool_(feats["has_text"]),
+            "wavlm": normalize(feats.rows(clip, "wavlm", a, b), self.audio_stats, "wavlm"),
+            "mfcc": normalize(feats.rows(clip, "mfcc", a, b), self.audio_stats, "mfcc"),
+            "text": feats.rows(clip, "text", ta, tb).astype(np.float32),
+            "word_ids": feats.rows(clip, "word_ids", ta, tb).astype(np.int64),
+            "has_text": np.bool_(self.has_text[clip]),
             "gesture": np.concatenate(
-                [lat["latents"][p][ta:tb] / self.latent_scale[p] for p in PART_NAMES], -1
+                [lat.rows(clip, f"latents/{p}", ta, tb) / self.latent_scale[p] for p in PART_NAMES], -1
             ).astype(np.float32),
-            "codes": np.stack([lat["codes"][p][ta:tb] for p in PART_NAMES], 1).astype(np.int64),
+            "codes": np.stack([lat.rows(clip, f"codes/{p}", ta, tb) for p in PART_NAMES], 1).astype(np.int64),
         }
         if self.with_parts:
-            record = self.clips[window.clip_id]
             for part in PART_NAMES:
                 mean, std = self.stats[part]
-                item[f"part_{part}"] = ((record["parts"][part][a:b] - mean) / std).astype(np.float32)
+                item[f"part_{part}"] = ((self.clips.rows(clip, f"parts/{part}", a, b) - mean) / std).astype(np.float32)
         return item
 
 

@@ -1,7 +1,8 @@
-"""Stage `features`: clips.lmdb -> features.lmdb (WavLM, MFCC, text states, word ids per motion frame) + vocab.
+"""Stage `features`: clips.lmdb -> features.lmdb (WavLM and MFCC per motion frame, text per token) + vocab.
 
-Frame t of every array is the instant t / fps, exactly the clip's motion frames. Stored as fp16
-(ids as int32). Resumable: finished clips are kept in `features.lmdb.partial` and not recomputed.
+Frame t of the audio arrays is the instant t / fps, exactly the clip's motion frames. Text is stored at the
+gesture-token rate the model reads (one row per 4 frames: the mean text state and the centre frame's word id).
+Stored as fp16 (ids as int32). Resumable: finished clips are kept in `features.lmdb.partial` and not recomputed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens, token_words
 from omniges.data.store import LmdbReader, LmdbWriter
 from omniges.features.audio import WavLMFeatures, mfcc
 from omniges.features.text import TextEncoder, Vocabulary, frame_text_features, frame_token_ids, words_to_frames
 
 log = logging.getLogger("omniges.features")
+FEATURES_LAYOUT = "text-per-token"  # what readers check before slicing the text arrays by token
 
 
 def build_vocabulary(clips: LmdbReader, *, min_count: int = 1) -> Vocabulary:
@@ -31,11 +34,12 @@ def build_vocabulary(clips: LmdbReader, *, min_count: int = 1) -> Vocabulary:
 def clip_features(
     record: dict[str, Any], *, wavlm: WavLMFeatures, text: TextEncoder, vocab: Vocabulary, n_mfcc: int,
 ) -> dict[str, Any]:
-    """All per-frame features of one preprocessed clip."""
+    """All features of one preprocessed clip: audio per frame, text per gesture token."""
     n_frames, fps, sr = record["n_frames"], record["fps"], record["sr"]
     wave = record["audio"].astype(np.float32) / 32767.0
     words = record["words"]
     frame_word = words_to_frames(words, n_frames, fps)
+    usable = n_frames - n_frames % FRAMES_PER_TOKEN
     if words:
         states = text.encode_words([w for w, _, _ in words])
         text_frames = frame_text_features(states, frame_word)
@@ -46,29 +50,26 @@ def clip_features(
     return {
         "wavlm": wavlm.extract(wave, n_frames, fps).astype(np.float16),
         "mfcc": mfcc(wave, sr, fps=fps, n_frames=n_frames, n_mfcc=n_mfcc, n_mels=n_mfcc).astype(np.float16),
-        "text": text_frames.astype(np.float16),
-        "word_ids": word_ids.astype(np.int32),
+        "text": pool_tokens(text_frames.astype(np.float16)[:usable].astype(np.float32)).astype(np.float16),
+        "word_ids": token_words(word_ids[:usable]).astype(np.int32),
         "has_text": bool(words),
     }
 
 
 def feature_stats(writer: LmdbWriter, train_keys: list[str]) -> dict[str, np.ndarray]:
     """Per-dimension train mean/std of WavLM and MFCC (the generator normalises its audio inputs with them)."""
-    import pickle
 
     sums: dict[str, list] = {}
-    with writer.env.begin() as txn:
-        for key in train_keys:
-            raw = txn.get(key.encode())
-            if raw is None:
-                continue
-            record = pickle.loads(raw)
-            for name in ("wavlm", "mfcc"):
-                value = record[name].astype(np.float64)
-                total = sums.setdefault(name, [0.0, 0.0, 0])
-                total[0] += value.sum(0)
-                total[1] += (value**2).sum(0)
-                total[2] += len(value)
+    for key in train_keys:
+        record = writer.get(key)
+        if record is None:
+            continue
+        for name in ("wavlm", "mfcc"):
+            value = record[name].astype(np.float64)
+            total = sums.setdefault(name, [0.0, 0.0, 0])
+            total[0] += value.sum(0)
+            total[1] += (value**2).sum(0)
+            total[2] += len(value)
     if not sums:
         raise ValueError("no training clips with features: cannot compute feature statistics")
     out = {}
@@ -116,7 +117,8 @@ def extract_features(
         "wavlm_random_init": wavlm.random_init,
     }
     writer.seal({
-        "stage": "features", "wavlm": wavlm.source, "wavlm_random_init": wavlm.random_init, "text": text.source,
-        "text_dim": text.dim, "wavlm_dim": wavlm.dim, "n_mfcc": n_mfcc, "vocab_size": len(vocab), "stats": stats,
+        "stage": "features", "layout": FEATURES_LAYOUT, "wavlm": wavlm.source, "wavlm_random_init": wavlm.random_init,
+        "text": text.source, "text_dim": text.dim, "wavlm_dim": wavlm.dim, "n_mfcc": n_mfcc, "vocab_size": len(vocab),
+        "stats": stats,
     })
     return report

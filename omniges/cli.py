@@ -115,7 +115,7 @@ def _read_motion(path: str) -> dict:
 def _words(transcript: str | None, textgrid: str | None, seconds: float) -> list[tuple[str, float, float]] | None:
     """Timed words from a TextGrid, or a plain transcript spread evenly over the audio."""
     if textgrid:
-        from omniges.features.text import read_textgrid
+        from omniges.data.transcript import read_textgrid
 
         try:
             return [(w, s, e) for w, s, e in read_textgrid(textgrid)]

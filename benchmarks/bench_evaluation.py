@@ -17,9 +17,9 @@ import librosa
 import numpy as np
 import torch
 
+from omniges.data.kinematics import forward_kinematics
 from omniges.data.store import write_json_atomic
 from omniges.evaluation import beat_consistency, fgd, latents, load_evaluator, poses_to_rot6d, speech_motion_sync
-from omniges.render.skeleton import forward_kinematics
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -22,7 +22,7 @@ from omniges.data.store import write_json_atomic
 
 def read_everything(root: Path) -> int:
     """Read each npz array, wav and TextGrid once: the floor any preprocessing must pay."""
-    from omniges.features.text import read_textgrid
+    from omniges.data.transcript import read_textgrid
 
     count = 0
     for npz in sorted((root / "smplxflame_30").glob("*.npz")):

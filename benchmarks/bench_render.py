@@ -18,8 +18,9 @@ import numpy as np
 import soundfile
 import torch
 
+from omniges.data.kinematics import forward_kinematics
 from omniges.data.store import write_json_atomic
-from omniges.render.skeleton import SkeletonRenderer, forward_kinematics
+from omniges.render.skeleton import SkeletonRenderer
 from omniges.render.video import render_comparison, write_video
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from omniges.data import synthetic as syn
+from omniges.data.kinematics import mean_joint_speeds
 from omniges.data.store import write_json_atomic
 
 
@@ -63,7 +64,7 @@ def main() -> None:
     ratios, couplings = [], []
     for style in syn.speaker_styles(args.speakers):
         clip = syn.synthesize_clip(style, seconds=args.seconds, seed=args.seed)
-        ratios.append(syn.mean_joint_speeds(clip.poses, clip.trans) / syn.BEAT2_MEAN_VEL)
+        ratios.append(mean_joint_speeds(clip.poses, clip.trans) / syn.BEAT2_MEAN_VEL)
         couplings.append(_coupling(clip))
     ratio, coupling = np.array(ratios), np.array(couplings)
     result = {

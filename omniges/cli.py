@@ -115,7 +115,7 @@ def _read_motion(path: str) -> dict:
 def _words(transcript: str | None, textgrid: str | None, seconds: float) -> list[tuple[str, float, float]] | None:
     """Timed words from a TextGrid, or a plain transcript spread evenly over the audio."""
     if textgrid:
-        from omniges.features.text import read_textgrid
+        from omniges.data.transcript import read_textgrid
 
         try:
             return [(w, s, e) for w, s, e in read_textgrid(textgrid)]
@@ -231,3 +231,29 @@ def render_cmd(motion: str, audio: str | None, out: str, smplx_model: str | None
             raise click.ClickException(str(error)) from None
     render_comparison(out_path, {Path(motion).stem: data}, audio=wave, sr=16000, fps=30, model_path=smplx_model)
     click.echo(f"video    {out_path}")
+
+
+@main.command("export")
+@click.argument("motion", type=click.Path(dir_okay=False))
+@click.option("--bvh", default=None, help="Write a BVH of the SMPL-X skeleton (30 fps; Blender imports it).")
+@click.option("--npz", default=None, help="Write a SMPL-X .npz (BEAT2 layout, AMASS frame-rate key, FK joints).")
+@click.option("--no-jaw", is_flag=True, help="Leave the jaw out of the BVH.")
+def export_cmd(motion: str, bvh: str | None, npz: str | None, no_jaw: bool) -> None:
+    """Export a BEAT2 / SMPL-X motion .npz for Blender and retargeting: a BVH and/or an npz."""
+    from omniges.export import write_bvh, write_npz
+
+    if not bvh and not npz:
+        raise click.UsageError("nothing to write: give --bvh and/or --npz")
+    outputs = {}
+    for option, value, suffix in (("--bvh", bvh, ".bvh"), ("--npz", npz, ".npz")):
+        if value:
+            if Path(value).suffix.lower() != suffix:
+                raise click.BadParameter(f"{value} must end in {suffix}", param_hint=option)
+            outputs[suffix] = _check_out(value)
+    data = _read_motion(motion)
+    if ".bvh" in outputs:
+        write_bvh(outputs[".bvh"], data["poses"], data["trans"], jaw=not no_jaw)
+        click.echo(f"bvh      {outputs['.bvh']} ({len(data['poses'])} frames at 30 fps)")
+    if ".npz" in outputs:
+        write_npz(outputs[".npz"], data)
+        click.echo(f"motion   {outputs['.npz']}")

@@ -1,4 +1,4 @@
-"""Rendering: FK against known joint positions, skeleton frames, mp4 + audio, SMPL-X mesh via a tiny model."""
+"""Rendering: part colours, skeleton frames, mp4 + audio, SMPL-X mesh via a tiny model."""
 
 from __future__ import annotations
 
@@ -7,76 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omniges.render.skeleton import (
-    NUM_JOINTS,
-    PART_COLORS,
-    PART_OF_JOINT,
-    REST_JOINTS,
-    SMPLX_PARENTS,
-    SkeletonRenderer,
-    forward_kinematics,
-    rest_joints_from_model,
-)
+from omniges.data.body import NUM_JOINTS
+from omniges.data.kinematics import REST_JOINTS, SMPLX_PARENTS, forward_kinematics, rest_joints_from_model
+from omniges.render.framing import PART_COLORS, PART_OF_JOINT
+from omniges.render.skeleton import SkeletonRenderer
 from omniges.render.video import compose_panels, probe_media, render_comparison, write_video
 
 CLIP = Path(__file__).parent / "fixtures" / "beat2_real" / "smplxflame_30" / "2_scott_0_1_1.npz"
 SMPLX_VERTEX_COUNT = 10475  # smplx reads fixed vertex ids (up to 9929) for face/feet/finger keypoints
 
 
-def test_kinematic_tree_and_parts() -> None:
-    assert len(SMPLX_PARENTS) == NUM_JOINTS and SMPLX_PARENTS[0] == -1
-    assert all(SMPLX_PARENTS[j] < j for j in range(1, NUM_JOINTS))
-    assert (SMPLX_PARENTS[20], SMPLX_PARENTS[22], SMPLX_PARENTS[25], SMPLX_PARENTS[40]) == (18, 15, 20, 21)
+def test_joint_parts() -> None:
     assert PART_OF_JOINT[18] == "upper" and PART_OF_JOINT[30] == "hands" and PART_OF_JOINT[4] == "lower"
     assert PART_OF_JOINT[22] == "face"
-    # left side at +x, right side mirrored, head above pelvis, feet at the bottom
-    assert REST_JOINTS[16, 0] > 0.1 and REST_JOINTS[17, 0] < -0.1
-    assert REST_JOINTS[15, 1] - REST_JOINTS[10, 1] > 1.4
-
-
-def test_fk_zero_pose_is_rest_plus_translation() -> None:
-    trans = np.array([[0.1, 1.2, -0.3], [0.0, 0.0, 0.0]])
-    joints = forward_kinematics(np.zeros((2, 165)), trans)
-    np.testing.assert_allclose(joints, REST_JOINTS[None] + trans[:, None], atol=1e-12)
-
-
-def test_fk_left_shoulder_rotation() -> None:
-    """+90 deg about z at the left shoulder (16) swings the T-pose arm from +x to +y (straight up)."""
-    poses = np.zeros((1, 165))
-    poses[0, 16 * 3 + 2] = np.pi / 2
-    joints = forward_kinematics(poses)[0]
-    shoulder = REST_JOINTS[16]
-    for joint in (18, 20):
-        offset = REST_JOINTS[joint] - shoulder
-        expected = shoulder + np.array([-offset[1], offset[0], offset[2]])
-        np.testing.assert_allclose(joints[joint], expected, atol=1e-9)
-    assert joints[20, 1] > shoulder[1] + 0.45  # the wrist is now high above the shoulder
-    np.testing.assert_allclose(joints[:16], REST_JOINTS[:16], atol=1e-12)  # nothing upstream moves
-
-
-def test_fk_global_orient_rotates_about_the_pelvis() -> None:
-    poses = np.zeros((1, 165))
-    poses[0, 1] = np.pi  # 180 deg about y: the body turns to face -z
-    joints = forward_kinematics(poses)[0]
-    pelvis = REST_JOINTS[0]
-    np.testing.assert_allclose(joints[0], pelvis, atol=1e-12)
-    expected = pelvis + (REST_JOINTS - pelvis) * np.array([-1.0, 1.0, -1.0])
-    np.testing.assert_allclose(joints, expected, atol=1e-9)
-
-
-def test_fk_real_clip_is_plausible() -> None:
-    data = np.load(CLIP)
-    joints = forward_kinematics(data["poses"], data["trans"])
-    assert joints.shape == (len(data["poses"]), 55, 3) and np.isfinite(joints).all()
-    feet = joints[:, [7, 8, 10, 11], 1].min(axis=1)
-    head = joints[:, 15, 1]
-    assert np.all(np.abs(feet) < 0.15)  # standing on the floor
-    assert np.all((head > 1.3) & (head < 1.8))  # head joint of a standing adult
-    np.testing.assert_allclose(
-        np.linalg.norm(joints[:, 18] - joints[:, 16], axis=1),
-        np.linalg.norm(REST_JOINTS[18] - REST_JOINTS[16]),
-        rtol=1e-9,
-    )
 
 
 def test_skeleton_renderer_frames() -> None:

@@ -15,6 +15,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 
 from omniges.data import synthetic as syn
+from omniges.data.kinematics import mean_joint_speeds
+from omniges.data.synthetic import corpus as corpus_module
 
 NPZ_KEYS = {"poses", "trans", "betas", "expressions", "model", "gender", "mocap_frame_rate"}
 
@@ -131,18 +133,18 @@ def test_words_match_what_was_synthesised() -> None:
 def test_motion_is_calibrated_to_real_beat2(
     clips: list[syn.SyntheticClip], real_clip_paths: dict[str, Path]
 ) -> None:
-    """Per-joint mean speeds (m/s, approximate SMPL-X FK) within 2x of BEAT2 mean_vel, angles inside the real
+    """Per-joint mean speeds (m/s, omniges.data.kinematics FK) within 2x of BEAT2 mean_vel, angles inside the real
     clip's range, no faster per-frame change than the real clip has."""
     mean_vel = np.load(real_clip_paths["mean_std"] / "mean_vel_smplxflame_30.npy")
     assert np.allclose(mean_vel, syn.BEAT2_MEAN_VEL, atol=1e-4)
     with np.load(real_clip_paths["npz"]) as real:
         real_poses, real_trans = real["poses"], real["trans"]
-    real_ratio = syn.mean_joint_speeds(real_poses, real_trans) / mean_vel
+    real_ratio = mean_joint_speeds(real_poses, real_trans) / mean_vel
     assert 1.5 < np.median(real_ratio) < 2.5  # units check: the real clip (an active speaker) is ~2x the mean
     low, high = real_poses.min(axis=0) - 0.05, real_poses.max(axis=0) + 0.05
     real_jump = np.abs(np.diff(real_poses, axis=0)).max()
     for clip in clips:
-        ratio = syn.mean_joint_speeds(clip.poses, clip.trans) / mean_vel
+        ratio = mean_joint_speeds(clip.poses, clip.trans) / mean_vel
         assert ratio.min() > 0.5 and ratio.max() < 2.0, (clip.clip_id, ratio.round(2))
         assert ((clip.poses >= low) & (clip.poses <= high)).all(), clip.clip_id
         jump = np.abs(np.diff(clip.poses, axis=0)).max()
@@ -210,7 +212,7 @@ def test_speakers_have_distinct_styles(clips: list[syn.SyntheticClip]) -> None:
     styles = syn.speaker_styles(4)
     assert len({s.speaker_id for s in styles}) == 4 and {s.dominant for s in styles} == {"left", "right"}
     for clip in clips:
-        speeds = syn.mean_joint_speeds(clip.poses, clip.trans)
+        speeds = mean_joint_speeds(clip.poses, clip.trans)
         left, right = speeds[20], speeds[21]
         assert (left > right) == (clip.style.dominant == "left"), clip.clip_id
     rate = {c.style.name: len(c.words) / c.words[-1][2] for c in clips}
@@ -247,7 +249,7 @@ def test_interrupted_run_leaves_previous_corpus_intact(tmp_path: Path, monkeypat
         original(target, clip)
 
     original = syn.write_clip
-    monkeypatch.setattr(syn, "write_clip", failing)
+    monkeypatch.setattr(corpus_module, "write_clip", failing)
     with pytest.raises(KeyboardInterrupt):
         syn.synthesize_corpus(root, speakers=2, clips_per_speaker=2, clip_seconds=3.0)
     assert sorted(p.name for p in root.rglob("*")) == before

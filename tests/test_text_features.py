@@ -8,14 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from omniges.data.transcript import TextGridError, Word, read_textgrid
 from omniges.features.text import (
     TextEncoder,
-    TextGridError,
     Vocabulary,
-    Word,
     frame_text_features,
     frame_token_ids,
-    read_textgrid,
     words_to_frames,
 )
 

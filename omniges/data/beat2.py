@@ -135,7 +135,7 @@ def read_words(path: str | Path) -> list[tuple[str, float, float]]:
     path = Path(path)
     if not path.exists():
         return []
-    from omniges.features.text import read_textgrid
+    from omniges.data.transcript import read_textgrid
 
     try:
         return [(str(w), float(s), float(e)) for w, s, e in read_textgrid(path)]

@@ -15,12 +15,6 @@ NUM_JOINTS = 55
 POSE_DIM = NUM_JOINTS * 3
 EXPRESSION_DIM = 100
 JAW_JOINT = 22
-# Parent of each of the 55 SMPL-X joints (-1: root), the model's kintree_table row 0.
-SMPLX_PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
-    20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
-    21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
-)  # fmt: skip
 EYE_JOINTS = (23, 24)
 
 PART_JOINTS: dict[str, tuple[int, ...]] = {

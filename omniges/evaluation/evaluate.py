@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from omniges.data.kinematics import mean_velocity
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.evaluation import report
 from omniges.evaluation.evaluator import load_evaluator
 from omniges.evaluation.iconic import iconic_hit_rate
 from omniges.features.audio import SAMPLE_RATE, mfcc, mfcc_to_logmel
 from omniges.inference import Omniges
-from omniges.render.skeleton import forward_kinematics
 
 log = logging.getLogger("omniges.evaluate")
 JOINTS_NOTE = ("joint positions from the built-in approximate SMPL-X skeleton (no SMPL-X model file): "
@@ -36,13 +36,8 @@ def test_motions(clips: LmdbReader, split: str = "test") -> dict[str, report.Mot
 
 def train_mean_velocity(clips: LmdbReader, fps: int = 30) -> np.ndarray:
     """Per-joint mean speed (m/s) over the train clips: what BEAT2's mean_vel_smplxflame_30.npy holds for BEAT2."""
-    speeds = []
-    for key, info in clips.meta["index"].items():
-        if info["split"] in ("train", "additional"):
-            record = clips[key]
-            joints = forward_kinematics(record["poses"], record["trans"])
-            speeds.append(np.linalg.norm(np.gradient(joints, axis=0), axis=-1) * fps)
-    return np.concatenate(speeds).mean(0)
+    records = (clips[key] for key, info in clips.meta["index"].items() if info["split"] in ("train", "additional"))
+    return mean_velocity(((record["poses"], record["trans"]) for record in records), fps)
 
 
 def train_mean_pose(clips: LmdbReader) -> tuple[np.ndarray, np.ndarray]:

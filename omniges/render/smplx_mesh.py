@@ -12,34 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omniges.render.skeleton import NUM_JOINTS, PART_COLORS, PART_OF_JOINT, Framing, fit_framing
+from omniges.data.body import NUM_JOINTS
+from omniges.data.kinematics import create_smplx
+from omniges.render.framing import PART_COLORS, PART_OF_JOINT, Framing, fit_framing
 
 _LIGHT = np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0])
-
-
-def create_smplx(
-    model_path: str | Path, *, gender: str = "NEUTRAL_2020", flat_hand_mean: bool = False
-) -> torch.nn.Module:
-    """SMPL-X model as EMAGE/GestureLSM build it (300 betas, 100 expressions, no PCA hands, npz).
-
-    `model_path` is a model file, or a folder holding `smplx/SMPLX_<GENDER>.npz` (the smplx.create layout).
-    """
-    import smplx
-
-    options = dict(
-        ext="npz",
-        use_pca=False,
-        num_betas=300,
-        num_expression_coeffs=100,
-        use_face_contour=False,
-        flat_hand_mean=flat_hand_mean,
-    )
-    path = Path(model_path)
-    if path.is_dir():
-        return smplx.create(str(path), model_type="smplx", gender=gender, **options).eval()
-    if not path.exists():
-        raise FileNotFoundError(f"SMPL-X model not found: {path}")
-    return smplx.SMPLX(model_path=str(path), gender=gender, **options).eval()
 
 
 class SmplxMesh:

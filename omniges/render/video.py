@@ -21,7 +21,8 @@ import soundfile
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from omniges.render.skeleton import SkeletonRenderer, forward_kinematics
+from omniges.data.kinematics import forward_kinematics
+from omniges.render.skeleton import SkeletonRenderer
 
 Word = tuple[str, float, float]  # (word, start seconds, end seconds)
 

@@ -4,7 +4,14 @@
 rule synthesize:
     input:
         "stages/synthesize.py",
-        "omniges/data/synthetic.py",
+        "omniges/data/synthetic/__init__.py",
+        "omniges/data/synthetic/corpus.py",
+        "omniges/data/synthetic/iconic.py",
+        "omniges/data/synthetic/motion.py",
+        "omniges/data/synthetic/pose_space.py",
+        "omniges/data/synthetic/script.py",
+        "omniges/data/synthetic/speakers.py",
+        "omniges/data/synthetic/speech.py",
     output:
         directory(config["data"]["synthetic_root"]),
     params:
@@ -21,6 +28,7 @@ rule preprocess:
         "omniges/data/preprocess.py",
         "omniges/data/beat2.py",
         "omniges/data/body.py",
+        "omniges/data/transcript.py",
         config["data"]["synthetic_root"],
     output:
         directory("data/cache/clips.lmdb"),

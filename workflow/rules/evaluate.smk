@@ -7,6 +7,7 @@ rule evaluate:
         "omniges/evaluation/evaluate.py",
         "omniges/evaluation/report.py",
         "omniges/evaluation/metrics.py",
+        "omniges/data/kinematics.py",
         "omniges/inference.py",
         "results/models/{experiment}/model.pt",
         "results/evaluator.pth",
@@ -29,6 +30,9 @@ rule render:
         "stages/render.py",
         "omniges/render/compare.py",
         "omniges/render/video.py",
+        "omniges/render/skeleton.py",
+        "omniges/render/framing.py",
+        "omniges/data/kinematics.py",
         "omniges/inference.py",
         "results/models/{experiment}/model.pt",
     output:

@@ -1,0 +1,93 @@
+"""Export: the BVH re-read by a PyPI parser (bvhio) matches the project's FK; the npz and `omniges export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bvhio
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from omniges.cli import main
+from omniges.data.beat2 import read_motion
+from omniges.data.kinematics import JOINT_NAMES, forward_kinematics
+from omniges.export import bvh_joints, write_bvh, write_npz
+
+CLIP = Path(__file__).parent / "fixtures" / "beat2_real" / "smplxflame_30" / "2_scott_0_1_1.npz"
+
+
+def bvh_world_joints(path: Path) -> tuple[list[str], np.ndarray]:
+    """Joint names and world positions (T, J, 3) of every frame, as bvhio reads the file."""
+    root = bvhio.readAsHierarchy(str(path))
+    layout = [joint for joint, _, _ in root.layout()]
+    frames = root.getKeyframeRange()[1] + 1
+    positions = np.empty((frames, len(layout), 3))
+    for frame in range(frames):
+        root.loadPose(frame)
+        positions[frame] = [np.array(joint.PositionWorld) for joint in layout]
+    return [joint.Name for joint in layout], positions
+
+
+@pytest.fixture(scope="module")
+def real() -> dict[str, np.ndarray]:
+    data = read_motion(CLIP)
+    return {key: value[:45] for key, value in data.items() if key != "betas"} | {"betas": data["betas"]}
+
+
+def test_bvh_joints_match_fk_on_real_motion(tmp_path: Path, real: dict[str, np.ndarray]) -> None:
+    path = write_bvh(tmp_path / "clip.bvh", real["poses"], real["trans"])
+    names, positions = bvh_world_joints(path)
+    assert len(names) == 53 and "jaw" in names and "left_eye_smplhf" not in names  # body + hands + jaw
+    assert names == [JOINT_NAMES[j] for j in bvh_joints()]
+    fk = forward_kinematics(real["poses"], real["trans"])[:, [JOINT_NAMES.index(n) for n in names]]
+    assert len(positions) == len(real["poses"])
+    assert np.abs(positions - fk).max() < 1e-4
+    container = bvhio.readAsBvh(str(path))
+    assert container.FrameCount == 45 and container.FrameTime == pytest.approx(1 / 30)
+
+
+def test_bvh_without_jaw_and_large_rotations(tmp_path: Path) -> None:
+    """Angles past gimbal lock (x = 90 deg) and near pi still round-trip through the Euler channels."""
+    poses = np.random.default_rng(0).normal(0.0, 1.2, (6, 165))
+    poses[0, 3 * 16:3 * 16 + 3] = (np.pi / 2, 0.0, 0.0)
+    trans = np.random.default_rng(1).normal(0.0, 1.0, (6, 3))
+    names, positions = bvh_world_joints(write_bvh(tmp_path / "wild.bvh", poses, trans, jaw=False))
+    assert len(names) == 52 and "jaw" not in names
+    fk = forward_kinematics(poses, trans)[:, [JOINT_NAMES.index(n) for n in names]]
+    assert np.abs(positions - fk).max() < 1e-4
+
+
+def test_bvh_rejects_bad_poses(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"poses must be \(T, 165\)"):
+        write_bvh(tmp_path / "bad.bvh", np.zeros((4, 66)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_npz_round_trips_through_the_beat2_reader(tmp_path: Path, real: dict[str, np.ndarray]) -> None:
+    path = write_npz(tmp_path / "clip.npz", real)
+    back = read_motion(path)
+    np.testing.assert_array_equal(back["poses"], real["poses"])
+    np.testing.assert_allclose(back["trans"], real["trans"])
+    with np.load(path) as data:
+        np.testing.assert_allclose(data["joints"], forward_kinematics(real["poses"], real["trans"]), atol=1e-5)
+        assert float(data["mocap_framerate"]) == 30.0
+
+
+def test_export_command(tmp_path: Path, real: dict[str, np.ndarray]) -> None:
+    source = write_npz(tmp_path / "in.npz", real)
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(source), "--bvh", str(tmp_path / "o.bvh"),
+                                  "--npz", str(tmp_path / "o.npz")])
+    assert result.exit_code == 0, result.output
+    assert "45 frames at 30 fps" in result.output
+    assert (tmp_path / "o.bvh").read_text().startswith("HIERARCHY\nROOT pelvis")
+    np.testing.assert_array_equal(read_motion(tmp_path / "o.npz")["poses"], real["poses"])
+    for args, message in (([], "give --bvh and/or --npz"), (["--bvh", str(tmp_path / "o.txt")], "must end in .bvh"),
+                          (["--bvh", str(tmp_path / "nowhere" / "o.bvh")], "does not exist")):
+        result = runner.invoke(main, ["export", str(source), *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip")
+    result = runner.invoke(main, ["export", str(broken), "--bvh", str(tmp_path / "b.bvh")])
+    assert result.exit_code == 1 and "broken.npz" in result.output and "Traceback" not in result.output

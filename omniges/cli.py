@@ -80,7 +80,7 @@ DEFAULT_CHECKPOINT = "results/models/multitask/model.pt"
 
 
 def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int):
-    from omniges.inference import GenerationSettings, ModelNotTrainedError, Omniges
+    from omniges.inference import CheckpointError, GenerationSettings, ModelNotTrainedError, Omniges
 
     settings = GenerationSettings.from_params()
     settings.seed = seed
@@ -90,16 +90,19 @@ def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int
         settings.guidance, settings.task_guidance = guidance, {}
     try:
         return Omniges.load(checkpoint, settings=settings)
-    except ModelNotTrainedError as error:
+    except (ModelNotTrainedError, CheckpointError) as error:
         raise click.ClickException(str(error)) from None
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(f"cannot load {checkpoint}: {error}") from None
 
 
-def _check_out(path: str) -> Path:
+def _check_out(path: str, suffix: str, option: str = "--out") -> Path:
+    """An output path whose folder exists and whose extension is the format written (one-line error if not)."""
     out = Path(path)
+    if out.suffix.lower() != suffix:
+        raise click.ClickException(f"{option} {path}: writes {suffix} files; give a name ending in {suffix}")
     if not out.parent.is_dir():
-        raise click.BadParameter(f"directory {out.parent} does not exist", param_hint="--out")
+        raise click.ClickException(f"{option} {path}: directory {out.parent} does not exist")
     return out
 
 
@@ -155,7 +158,8 @@ def with_generation_options(func):
 
 @main.command()
 @click.option("--audio", required=True, type=click.Path(dir_okay=False),
-              help="Speech to gesture for: wav/flac/ogg/mp3, any sample rate, mono or stereo, any length.")
+              help="Speech to gesture for: wav/flac/ogg/mp3, any sample rate, mono or stereo, any length "
+                   "(silence gives idle motion).")
 @click.option("--transcript", default=None, help="Optional transcript text (spread evenly over the audio).")
 @click.option("--textgrid", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Optional Praat TextGrid with word timings (better than --transcript).")
@@ -165,13 +169,14 @@ def with_generation_options(func):
 def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, checkpoint: str,
              steps: int | None, guidance: float | None, seed: int) -> None:
     """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz)."""
-    from omniges.features.audio import SAMPLE_RATE, AudioError, load_audio
+    from omniges.features.audio import SAMPLE_RATE, AudioError
+    from omniges.inference import load_speech
     from omniges.render.video import render_comparison
 
-    out_path = _check_out(out)
-    npz_path = _check_out(npz) if npz else None
+    out_path = _check_out(out, ".mp4")
+    npz_path = _check_out(npz, ".npz", "--npz") if npz else None
     try:
-        wave = load_audio(audio, SAMPLE_RATE)
+        wave = load_speech(audio)
     except AudioError as error:
         raise click.ClickException(str(error)) from None
     model = _model(checkpoint, steps, guidance, seed)
@@ -201,7 +206,7 @@ def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: f
     """G2A: speech-like audio for a gesture sequence (Griffin-Lim from the generated MFCC)."""
     import soundfile as sf
 
-    out_path = _check_out(out)
+    out_path = _check_out(out, ".wav")
     model = _model(checkpoint, steps, guidance, seed)
     wave = model.g2a(_read_motion(motion))
     tmp = out_path.with_name(out_path.name + ".tmp.wav")
@@ -221,7 +226,7 @@ def render_cmd(motion: str, audio: str | None, out: str, smplx_model: str | None
     from omniges.features.audio import AudioError, load_audio
     from omniges.render.video import render_comparison
 
-    out_path = _check_out(out)
+    out_path = _check_out(out, ".mp4")
     data = _read_motion(motion)
     wave = None
     if audio:

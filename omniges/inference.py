@@ -26,7 +26,13 @@ import torch
 from omniges.data.body import PART_NAMES, split_parts
 from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
 from omniges.features.audio import (
-    SAMPLE_RATE, AudioError, WavLMFeatures, load_audio, logmel_to_wave, mfcc, mfcc_to_logmel,
+    SAMPLE_RATE,
+    AudioError,
+    WavLMFeatures,
+    load_audio,
+    logmel_to_wave,
+    mfcc,
+    mfcc_to_logmel,
 )
 from omniges.features.text import TextEncoder, Vocabulary, frame_text_features, words_to_frames
 from omniges.models.flow import TASK_GENERATES, RectifiedFlow

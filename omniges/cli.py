@@ -1,4 +1,4 @@
-"""The `omniges` command: run the demo pipeline, switch data sources, generate, transcribe, voice, render."""
+"""The `omniges` command: run the demo pipeline, switch data sources, generate, serve, transcribe, voice, render."""
 
 from __future__ import annotations
 
@@ -131,17 +131,6 @@ def _words(transcript: str | None, textgrid: str | None, seconds: float) -> list
     return None
 
 
-def _save_npz(path: Path, motion: dict) -> None:
-    """BEAT2 / SMPL-X npz (poses 165, trans, expressions, betas, model, gender, mocap_frame_rate), atomically."""
-    import numpy as np
-
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, poses=motion["poses"].astype(np.float32), trans=motion["trans"].astype(np.float64),
-             expressions=motion["expressions"].astype(np.float64), betas=motion["betas"].astype(np.float32),
-             model="smplx2020", gender="neutral", mocap_frame_rate=np.array(30))
-    tmp.replace(path)
-
-
 generation_options = [
     click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP),
     click.option("--steps", type=click.IntRange(1, 64), default=None, help="Sampler steps (default: params)."),
@@ -170,23 +159,36 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
              steps: int | None, guidance: float | None, seed: int) -> None:
     """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz)."""
     from omniges.features.audio import SAMPLE_RATE, AudioError
-    from omniges.inference import load_speech
-    from omniges.render.video import render_comparison
+    from omniges.inference import a2g_to_files, load_speech
 
     out_path = _check_out(out, ".mp4")
-    npz_path = _check_out(npz, ".npz", "--npz") if npz else None
+    motion_files = {".npz": _check_out(npz, ".npz", "--npz")} if npz else {}
     try:
         wave = load_speech(audio)
     except AudioError as error:
         raise click.ClickException(str(error)) from None
     model = _model(checkpoint, steps, guidance, seed)
     words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE)
-    motion = model.a2g(wave, words)
-    if npz_path:
-        _save_npz(npz_path, motion)
-        click.echo(f"motion   {npz_path}")
-    render_comparison(out_path, {"Omniges A2G": motion}, audio=wave, sr=SAMPLE_RATE, words=words, fps=30)
+    motion = a2g_to_files(model, wave, words, out_path, motion_files)
+    for path in motion_files.values():
+        click.echo(f"motion   {path}")
     click.echo(f"video    {out_path} ({len(motion['poses']) / 30:.1f} s)")
+
+
+@main.command()
+@click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+def serve(checkpoint: str, host: str, port: int) -> None:
+    """A2G web app (Gradio, offline): speech in; a video with sound and the motion files out."""
+    from omniges.serve import launch
+
+    model = _model(checkpoint, None, None, 0)
+    if "a2g" not in model.tasks:
+        raise click.ClickException(f"{checkpoint}: trained for {sorted(model.tasks)}, not a2g; serve the multitask "
+                                   "or a2g model")
+    click.echo(f"serving {checkpoint} on http://{host}:{port} (Ctrl-C stops)")
+    launch(model, host=host, port=port)
 
 
 @main.command()

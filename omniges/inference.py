@@ -16,6 +16,7 @@ import logging
 import pickle
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,6 +337,40 @@ class Omniges:
         if task not in TASK_GENERATES:
             raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_GENERATES)}")
         return getattr(self, task)(**kwargs)
+
+
+def save_npz(path: str | Path, motion: dict[str, np.ndarray]) -> Path:
+    """BEAT2 / SMPL-X npz (poses 165, trans, expressions, betas, model, gender, mocap_frame_rate), atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, poses=motion["poses"].astype(np.float32), trans=motion["trans"].astype(np.float64),
+             expressions=motion["expressions"].astype(np.float64), betas=motion["betas"].astype(np.float32),
+             model="smplx2020", gender="neutral", mocap_frame_rate=np.array(FPS))
+    tmp.replace(path)
+    return path
+
+
+# motion file formats `omniges generate` and `omniges serve` write, by extension: one line per format
+MOTION_WRITERS: dict[str, Callable[[Path, dict[str, np.ndarray]], Any]] = {
+    ".npz": save_npz,
+}
+
+
+def a2g_to_files(model: Omniges, wave: np.ndarray, words: Words | None, video: str | Path,
+                 motion_files: dict[str, str | Path], *, progress: Callable[[float, str], Any] | None = None,
+                 **generation: Any) -> dict[str, np.ndarray]:
+    """A2G on 16 kHz speech, then its motion files ({'.npz': path, ...}) and its video with the speech as sound."""
+    from omniges.render.video import render_comparison
+
+    report = progress or (lambda fraction, desc: None)
+    report(0.05, "generating motion")
+    motion = model.a2g(wave, words, **generation)
+    report(0.5, "writing the motion files")
+    for suffix, path in motion_files.items():
+        MOTION_WRITERS[suffix](Path(path), motion)
+    report(0.55, "rendering the video")
+    render_comparison(video, {"Omniges A2G": motion}, audio=wave, sr=SAMPLE_RATE, words=words, fps=FPS)
+    return motion
 
 
 def generate(task: str, checkpoint: str | Path = "results/models/multitask/model.pt", **kwargs: Any) -> Any:

@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo serve test browser lint bench clean
 
 install: $(STAMP)
 
@@ -25,8 +25,19 @@ $(STAMP): envs/torch.txt envs/requirements.lock pyproject.toml
 demo: install
 	$(VENV)/bin/omniges demo --jobs $(JOBS)
 
-test: install
+serve: install
+	$(VENV)/bin/omniges serve
+
+test: install browser
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The web app's browser test needs Debian's chromium: installed when missing and we can (root + apt); else skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	      || echo "could not install chromium: the browser test is skipped"; \
+	  else echo "chromium not installed (needs root and apt): the browser test is skipped"; fi; }
 
 lint: install
 	$(VENV)/bin/ruff check omniges stages tests benchmarks

@@ -1,4 +1,4 @@
-"""The `omniges` command: run the demo pipeline, switch data sources, generate, transcribe, voice, render."""
+"""The `omniges` command: run the demo pipeline, switch data sources, generate, serve, transcribe, voice, render."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ DEFAULT_CHECKPOINT = "results/models/multitask/model.pt"
 
 
 def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int):
-    from omniges.inference import GenerationSettings, ModelNotTrainedError, Omniges
+    from omniges.inference import CheckpointError, GenerationSettings, ModelNotTrainedError, Omniges
 
     settings = GenerationSettings.from_params()
     settings.seed = seed
@@ -90,16 +90,19 @@ def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int
         settings.guidance, settings.task_guidance = guidance, {}
     try:
         return Omniges.load(checkpoint, settings=settings)
-    except ModelNotTrainedError as error:
+    except (ModelNotTrainedError, CheckpointError) as error:
         raise click.ClickException(str(error)) from None
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(f"cannot load {checkpoint}: {error}") from None
 
 
-def _check_out(path: str) -> Path:
+def _check_out(path: str, suffix: str, option: str = "--out") -> Path:
+    """An output path whose folder exists and whose extension is the format written (one-line error if not)."""
     out = Path(path)
+    if out.suffix.lower() != suffix:
+        raise click.ClickException(f"{option} {path}: writes {suffix} files; give a name ending in {suffix}")
     if not out.parent.is_dir():
-        raise click.BadParameter(f"directory {out.parent} does not exist", param_hint="--out")
+        raise click.ClickException(f"{option} {path}: directory {out.parent} does not exist")
     return out
 
 
@@ -128,17 +131,6 @@ def _words(transcript: str | None, textgrid: str | None, seconds: float) -> list
     return None
 
 
-def _save_npz(path: Path, motion: dict) -> None:
-    """BEAT2 / SMPL-X npz (poses 165, trans, expressions, betas, model, gender, mocap_frame_rate), atomically."""
-    import numpy as np
-
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, poses=motion["poses"].astype(np.float32), trans=motion["trans"].astype(np.float64),
-             expressions=motion["expressions"].astype(np.float64), betas=motion["betas"].astype(np.float32),
-             model="smplx2020", gender="neutral", mocap_frame_rate=np.array(30))
-    tmp.replace(path)
-
-
 generation_options = [
     click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP),
     click.option("--steps", type=click.IntRange(1, 64), default=None, help="Sampler steps (default: params)."),
@@ -155,7 +147,8 @@ def with_generation_options(func):
 
 @main.command()
 @click.option("--audio", required=True, type=click.Path(dir_okay=False),
-              help="Speech to gesture for: wav/flac/ogg/mp3, any sample rate, mono or stereo, any length.")
+              help="Speech to gesture for: wav/flac/ogg/mp3, any sample rate, mono or stereo, any length "
+                   "(silence gives idle motion).")
 @click.option("--transcript", default=None, help="Optional transcript text (spread evenly over the audio).")
 @click.option("--textgrid", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Optional Praat TextGrid with word timings (better than --transcript).")
@@ -165,23 +158,37 @@ def with_generation_options(func):
 def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, checkpoint: str,
              steps: int | None, guidance: float | None, seed: int) -> None:
     """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz)."""
-    from omniges.features.audio import SAMPLE_RATE, AudioError, load_audio
-    from omniges.render.video import render_comparison
+    from omniges.features.audio import SAMPLE_RATE, AudioError
+    from omniges.inference import a2g_to_files, load_speech
 
-    out_path = _check_out(out)
-    npz_path = _check_out(npz) if npz else None
+    out_path = _check_out(out, ".mp4")
+    motion_files = {".npz": _check_out(npz, ".npz", "--npz")} if npz else {}
     try:
-        wave = load_audio(audio, SAMPLE_RATE)
+        wave = load_speech(audio)
     except AudioError as error:
         raise click.ClickException(str(error)) from None
     model = _model(checkpoint, steps, guidance, seed)
     words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE)
-    motion = model.a2g(wave, words)
-    if npz_path:
-        _save_npz(npz_path, motion)
-        click.echo(f"motion   {npz_path}")
-    render_comparison(out_path, {"Omniges A2G": motion}, audio=wave, sr=SAMPLE_RATE, words=words, fps=30)
+    motion = a2g_to_files(model, wave, words, out_path, motion_files)
+    for path in motion_files.values():
+        click.echo(f"motion   {path}")
     click.echo(f"video    {out_path} ({len(motion['poses']) / 30:.1f} s)")
+
+
+@main.command()
+@click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+def serve(checkpoint: str, host: str, port: int) -> None:
+    """A2G web app (Gradio, offline): speech in; a video with sound and the motion files out."""
+    from omniges.serve import launch
+
+    model = _model(checkpoint, None, None, 0)
+    if "a2g" not in model.tasks:
+        raise click.ClickException(f"{checkpoint}: trained for {sorted(model.tasks)}, not a2g; serve the multitask "
+                                   "or a2g model")
+    click.echo(f"serving {checkpoint} on http://{host}:{port} (Ctrl-C stops)")
+    launch(model, host=host, port=port)
 
 
 @main.command()
@@ -201,7 +208,7 @@ def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: f
     """G2A: speech-like audio for a gesture sequence (Griffin-Lim from the generated MFCC)."""
     import soundfile as sf
 
-    out_path = _check_out(out)
+    out_path = _check_out(out, ".wav")
     model = _model(checkpoint, steps, guidance, seed)
     wave = model.g2a(_read_motion(motion))
     tmp = out_path.with_name(out_path.name + ".tmp.wav")
@@ -221,7 +228,7 @@ def render_cmd(motion: str, audio: str | None, out: str, smplx_model: str | None
     from omniges.features.audio import AudioError, load_audio
     from omniges.render.video import render_comparison
 
-    out_path = _check_out(out)
+    out_path = _check_out(out, ".mp4")
     data = _read_motion(motion)
     wave = None
     if audio:

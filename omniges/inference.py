@@ -12,7 +12,11 @@ default as long as the windows the checkpoint was trained on.
 
 from __future__ import annotations
 
+import logging
+import pickle
 import re
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,18 +26,52 @@ import torch
 
 from omniges.data.body import PART_NAMES, split_parts
 from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
-from omniges.features.audio import SAMPLE_RATE, WavLMFeatures, logmel_to_wave, mfcc, mfcc_to_logmel
+from omniges.features.audio import (
+    SAMPLE_RATE,
+    AudioError,
+    WavLMFeatures,
+    load_audio,
+    logmel_to_wave,
+    mfcc,
+    mfcc_to_logmel,
+)
 from omniges.features.text import TextEncoder, Vocabulary, frame_text_features, words_to_frames
 from omniges.models.flow import TASK_GENERATES, RectifiedFlow
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
 
 FPS = 30
+SILENCE_PEAK = 1e-4  # a wave whose peak is below this is silence: A2G then generates idle motion
 Words = list[tuple[str, float, float]]
+log = logging.getLogger("omniges")
 
 
 class ModelNotTrainedError(FileNotFoundError):
     """No trained checkpoint where one was expected."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used (corrupt, truncated, not an Omniges model, another corpus)."""
+
+
+def speech_frames(n_samples: int) -> int:
+    """Motion frames A2G generates for `n_samples` of 16 kHz speech (30 fps, whole frames)."""
+    return int(n_samples * FPS // SAMPLE_RATE)
+
+
+def check_speech(wave: np.ndarray, name: str = "audio") -> np.ndarray:
+    """Refuse (AudioError naming `name`) speech too short for one gesture token; log a note for silence."""
+    if speech_frames(len(wave)) < FRAMES_PER_TOKEN:
+        raise AudioError(f"{name}: audio too short ({len(wave) / SAMPLE_RATE:.2f} s); generating motion needs at "
+                         f"least {FRAMES_PER_TOKEN / FPS:.2f} s")
+    if float(np.max(np.abs(wave))) < SILENCE_PEAK:
+        log.info("%s: the audio is silent: generating idle (rest) motion", name)
+    return wave
+
+
+def load_speech(path: str | Path) -> np.ndarray:
+    """A speech file for A2G (any format, rate, channels) as 16 kHz mono float32; AudioError names the file."""
+    return check_speech(load_audio(path, SAMPLE_RATE, require_nonsilent=False), str(path))
 
 
 @dataclass
@@ -132,15 +170,21 @@ class Omniges:
             raise ModelNotTrainedError(
                 f"{checkpoint}: no trained model. Train one with `snakemake -j2 train_multitask` "
                 "(or `make demo`), or pass --checkpoint")
-        payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        missing = {"config", "state_dict", "tasks", "latent_scale", "audio_stats", "flow"} - set(payload)
+        try:
+            payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"{checkpoint}: corrupt or truncated checkpoint file ({reason}); copy it again "
+                                  "or retrain it") from None
+        required = {"config", "state_dict", "tasks", "latent_scale", "audio_stats", "flow"}
+        missing = required - set(payload) if isinstance(payload, dict) else required
         if missing:
-            raise ValueError(f"{checkpoint}: not an Omniges model checkpoint (missing {sorted(missing)})")
+            raise CheckpointError(f"{checkpoint}: not an Omniges model checkpoint (missing {sorted(missing)})")
         processor = GestureProcessor.load(rvqvae_dir, Path(cache_dir) / "stats.npz",
                                           latent_scale=payload["latent_scale"], face_jaw=payload["face_jaw"])
         vocab = Vocabulary.load(Path(cache_dir) / "vocab.json")
         if len(vocab) != payload["config"]["vocab_size"]:
-            raise ValueError(f"{checkpoint}: trained with a {payload['config']['vocab_size']}-word vocabulary, "
+            raise CheckpointError(f"{checkpoint}: trained with a {payload['config']['vocab_size']}-word vocabulary, "
                              f"{cache_dir}/vocab.json has {len(vocab)}: the checkpoint is from another corpus")
         return cls(payload, processor=processor, vocab=vocab, features=payload.get("features_params", {}),
                    settings=settings)
@@ -236,9 +280,8 @@ class Omniges:
             guidance: float | None = None) -> dict[str, np.ndarray]:
         """Speech (16 kHz mono float) [+ timed transcript] -> SMPL-X motion at 30 fps, as long as the speech."""
         self._require("a2g")
-        n_frames = int(len(wave) * FPS // SAMPLE_RATE)
-        if n_frames < FRAMES_PER_TOKEN:
-            raise ValueError(f"audio of {len(wave) / SAMPLE_RATE:.2f} s is too short to generate motion")
+        check_speech(wave)
+        n_frames = speech_frames(len(wave))
         cond = self.audio_condition(wave, n_frames)
         if words:
             cond.update(self.text_condition(words, n_frames))
@@ -294,6 +337,40 @@ class Omniges:
         if task not in TASK_GENERATES:
             raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_GENERATES)}")
         return getattr(self, task)(**kwargs)
+
+
+def save_npz(path: str | Path, motion: dict[str, np.ndarray]) -> Path:
+    """BEAT2 / SMPL-X npz (poses 165, trans, expressions, betas, model, gender, mocap_frame_rate), atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, poses=motion["poses"].astype(np.float32), trans=motion["trans"].astype(np.float64),
+             expressions=motion["expressions"].astype(np.float64), betas=motion["betas"].astype(np.float32),
+             model="smplx2020", gender="neutral", mocap_frame_rate=np.array(FPS))
+    tmp.replace(path)
+    return path
+
+
+# motion file formats `omniges generate` and `omniges serve` write, by extension: one line per format
+MOTION_WRITERS: dict[str, Callable[[Path, dict[str, np.ndarray]], Any]] = {
+    ".npz": save_npz,
+}
+
+
+def a2g_to_files(model: Omniges, wave: np.ndarray, words: Words | None, video: str | Path,
+                 motion_files: dict[str, str | Path], *, progress: Callable[[float, str], Any] | None = None,
+                 **generation: Any) -> dict[str, np.ndarray]:
+    """A2G on 16 kHz speech, then its motion files ({'.npz': path, ...}) and its video with the speech as sound."""
+    from omniges.render.video import render_comparison
+
+    report = progress or (lambda fraction, desc: None)
+    report(0.05, "generating motion")
+    motion = model.a2g(wave, words, **generation)
+    report(0.5, "writing the motion files")
+    for suffix, path in motion_files.items():
+        MOTION_WRITERS[suffix](Path(path), motion)
+    report(0.55, "rendering the video")
+    render_comparison(video, {"Omniges A2G": motion}, audio=wave, sr=SAMPLE_RATE, words=words, fps=FPS)
+    return motion
 
 
 def generate(task: str, checkpoint: str | Path = "results/models/multitask/model.pt", **kwargs: Any) -> Any:

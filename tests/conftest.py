@@ -78,3 +78,63 @@ def copy_real(tmp_path: Path) -> Path:
     dst = tmp_path / "real"
     shutil.copytree(REAL_ROOT, dst)
     return dst
+
+
+def write_tiny_checkpoint(root: Path, *, experiment: str = "multitask", tasks: tuple[str, ...] = ("a2g",),
+                          **payload_extra) -> Path:
+    """A seeded random tiny generator + part RVQVAEs + stats + vocabulary, laid out as the pipeline writes them.
+
+    Omniges.load(path, cache_dir=root / 'data/cache', rvqvae_dir=root / 'results/rvqvae') loads it; the WavLM is
+    the tiny random init and text features are the packaged MiniLM (384-d), as in the demo pipeline.
+    """
+    import json
+    import random
+
+    import torch
+
+    from omniges.data.body import PART_NAMES, part_dim
+    from omniges.features.text import Vocabulary
+    from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
+    from omniges.models.rvqvae import RVQVAE
+    from omniges.training.train import save_checkpoint
+
+    torch.manual_seed(0)
+    random.seed(0)
+    rvqvae_dir, cache = root / "results/rvqvae", root / "data/cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    stats = {}
+    for part in PART_NAMES:
+        width = part_dim(part)
+        model = RVQVAE(input_width=width, nb_code=16, code_dim=8, width=16, depth=1, num_quantizers=2)
+        model.save_checkpoint(rvqvae_dir / f"{part}.pth")
+        (rvqvae_dir / f"{part}.json").write_text(json.dumps({"part": part, "model": model.config, "metrics": {}}))
+        stats[f"{part}_mean"], stats[f"{part}_std"] = np.zeros(width, np.float32), np.ones(width, np.float32)
+    np.savez(cache / "stats.npz", **stats)
+    vocab = Vocabulary([*Vocabulary.SPECIALS, "hello", "world"])
+    vocab.save(cache / "vocab.json")
+    config = OmnigesConfig.demo(
+        text_feature_dim=384, text_dim=32, audio_dim=32, gesture_dim=32, wavlm_dim=768, mfcc_dim=16, latent_dim=8,
+        num_codes=16, num_code_layers=1, vocab_size=len(vocab), depth=1, heads=2, dim_head=16, time_embed_dim=16,
+        dim_cond=32, audio_fusion_layers=1, audio_fusion_heads=2)
+    net = OmnigesTransformerModel(config)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # MMDiT zero-inits its modulation: make every path count
+    audio_stats = {"wavlm_mean": np.zeros(768), "wavlm_std": np.ones(768), "mfcc_mean": np.zeros(16),
+                   "mfcc_std": np.ones(16)}
+    payload = {
+        "experiment": experiment, "config": config.to_dict(), "state_dict": net.state_dict(), "tasks": list(tasks),
+        "latent_scale": dict.fromkeys(PART_NAMES, 1.0), "audio_stats": audio_stats, "flow": {}, "window": 32,
+        "min_window": 32, "face_jaw": True,
+        "features": {"wavlm": "random-init:tiny:seed=0", "wavlm_random_init": True, "text": "minilm", "n_mfcc": 16},
+        "features_params": {"wavlm": {"layer": "mean"}, "text": {"path": ""}}, **payload_extra,
+    }
+    path = root / "results/models" / experiment / "model.pt"
+    save_checkpoint(path, payload)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random A2G checkpoint (results/models/multitask/model.pt) in a folder laid out like the repository."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_model"))

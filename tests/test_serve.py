@@ -1,0 +1,87 @@
+"""`omniges serve`: the Gradio app on a running server, called over real HTTP and opened in a headless browser."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint, tmp_path_factory):
+    """The app on 127.0.0.1 with the tiny checkpoint; yields its URL."""
+    from omniges.inference import Omniges
+    from omniges.serve import launch
+
+    root = tiny_checkpoint.parents[3]
+    model = Omniges.load(tiny_checkpoint, cache_dir=root / "data/cache", rvqvae_dir=root / "results/rvqvae")
+    port = free_port()
+    app = launch(model, port=port, out_root=tmp_path_factory.mktemp("served"), block=False)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def test_a_request_over_http_returns_a_video_with_sound_and_the_motion(server, real_clip_paths, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from omniges.data.beat2 import read_motion
+    from omniges.render.video import probe_media
+
+    wave, sr = sf.read(real_clip_paths["wav"], dtype="float32")
+    speech = tmp_path / "speech.flac"
+    sf.write(speech, np.stack([wave[: 2 * sr]] * 2, 1), sr)  # 2 s, stereo, another container
+    client = Client(server, verbose=False)
+    job = client.submit(handle_file(speech), "hello world", 1, 1.0, 3, api_name="/generate")
+    stages = set()
+    while not job.done():
+        stages.update(p.desc for p in job.status().progress_data or [])
+        time.sleep(0.02)
+    video, files = job.result()
+    known = {"generating motion", "writing the motion files", "rendering the video", "render speech.mp4"}
+    assert stages and stages <= known, stages  # gr.Progress (and the renderer's tqdm bar) reach the client
+    media = probe_media(video)
+    assert media["has_audio"] and abs(media["duration_video"] - 2.0) < 0.1
+    assert [Path(f).suffix for f in files] == [".npz"]
+    motion = read_motion(files[0])
+    assert motion["poses"].shape == (60, 165) and np.isfinite(motion["poses"]).all()
+
+    short = tmp_path / "short.wav"
+    sf.write(short, wave[:1600], sr)  # 0.1 s: the CLI's one-line message, naming the file
+    with pytest.raises(AppError, match=r"^short\.wav: audio too short \(0\.10 s\)"):
+        client.predict(handle_file(short), "", 1, 1.0, 0, api_name="/generate")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed (make test installs "
+                    "it when it runs as root with apt)")
+def test_the_page_renders_its_inputs_in_a_browser_without_network(server, tmp_path):
+    from PIL import Image
+
+    offline = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=20000",
+               "--window-size=1280,860"]
+    dom = subprocess.run([*offline, "--dump-dom", server], capture_output=True, text=True, timeout=120).stdout
+    # rendered by the page's scripts (the served HTML only carries the components as JSON config)
+    for element in ('data-testid="waveform-Speech"', 'aria-label="Record audio"',
+                    'placeholder="the words spoken, if known"', 'aria-label="range slider for Sampler steps"',
+                    'aria-label="range slider for Classifier-free guidance"', 'data-testid="number-input"',
+                    ">Generate<"):
+        assert element in dom, element
+    assert "speaker" not in dom.lower()  # no speaker control: the checkpoint lists no speakers
+    shot = tmp_path / "serve.png"
+    subprocess.run([*offline, "--hide-scrollbars", f"--screenshot={shot}", server], capture_output=True, timeout=120)
+    with Image.open(shot) as image:
+        assert image.size == (1280, 860)
+        assert len(set(image.convert("L").resize((64, 43)).getdata())) > 8  # drawn, not a blank page

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
+DEVICE_PATTERN = r"auto|cpu|cuda|cuda:\d+"  # compute.device (omniges/device.py resolves it)
 
 
 class ParamsError(ValueError):
@@ -89,6 +90,8 @@ class RvqvaeTrainParams(Strict):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(5e-4, gt=0)
     warmup_steps: int = Field(100, ge=0)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    gradient_accumulation_steps: int = Field(1, ge=1)
     commit_weight: float = Field(0.02, ge=0)
     velocity_weight: float = Field(0.5, ge=0)
     seed: int = 0
@@ -123,6 +126,22 @@ class RvqvaeParams(Strict):
         return super().model_dump(by_alias=True, **kwargs)
 
 
+class SlurmParams(Strict):
+    """Resources the SLURM profile asks for per training job (workflow/rules/train.smk reads them)."""
+
+    partition: str = "gpu"
+    nodes: int = Field(1, ge=1)
+    gpus_per_node: int = Field(1, ge=1)
+    cpus_per_task: int = Field(8, ge=1)
+    mem_mb: int = Field(64000, ge=1000)
+    runtime: int = Field(720, ge=1)  # minutes
+
+
+class ComputeParams(Strict):
+    device: str = Field("auto", pattern=rf"^({DEVICE_PATTERN})$")
+    slurm: SlurmParams = SlurmParams()
+
+
 class TrackingParams(Strict):
     experiment: str = "omniges"
     uri: str = ""
@@ -137,6 +156,7 @@ class Params(BaseModel):
     features: FeaturesParams = FeaturesParams()
     rvqvae: RvqvaeParams = RvqvaeParams()
     tracking: TrackingParams = TrackingParams()
+    compute: ComputeParams = ComputeParams()
 
     @model_validator(mode="after")
     def _imports_are_usable(self) -> Params:

@@ -26,6 +26,7 @@ import torch
 
 from omniges.data.body import PART_NAMES, split_parts
 from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
+from omniges.device import native_bfloat16, resolve_device, to_device
 from omniges.features.audio import (
     SAMPLE_RATE,
     AudioError,
@@ -103,22 +104,11 @@ class GenerationSettings:
         return self.task_guidance.get(task, self.guidance)
 
 
-def native_bfloat16() -> bool:
-    """True on a CUDA GPU or a CPU with bf16 arithmetic (AVX512-BF16 / AMX): there bf16 weights halve the time."""
-    if torch.cuda.is_available():
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_dtype(name: str) -> torch.dtype:
-    """`generation.dtype` -> torch dtype ('auto': bfloat16 when `native_bfloat16()`, else float32)."""
+def resolve_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
+    """`generation.dtype` -> torch dtype ('auto': bfloat16 where `device` computes it natively, else float32)."""
     choices = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     if name == "auto":
-        return torch.bfloat16 if native_bfloat16() else torch.float32
+        return torch.bfloat16 if native_bfloat16(device) else torch.float32
     if name not in choices:
         raise ValueError(f"generation.dtype must be auto, float32 or bfloat16, got {name!r}")
     return choices[name]
@@ -133,7 +123,7 @@ class Omniges:
     """A trained Omniges generator with its tokenizer and feature extractors."""
 
     def __init__(self, payload: dict[str, Any], *, processor: GestureProcessor, vocab: Vocabulary,
-                 features: dict[str, Any], settings: GenerationSettings | None = None):
+                 features: dict[str, Any], settings: GenerationSettings | None = None, device: str = "auto"):
         self.payload = payload
         self.config = OmnigesConfig.from_dict(payload["config"])
         self.model = OmnigesTransformerModel(self.config)
@@ -143,13 +133,14 @@ class Omniges:
             raise ValueError(f"checkpoint of experiment {payload.get('experiment', '?')!r} does not fit this version "
                              f"of the generator; retrain it (`snakemake -j2 train_multitask`): {error}") from error
         self.settings = settings or GenerationSettings()
-        dtype = resolve_dtype(self.settings.dtype)
-        self.model.eval().to(dtype)
+        self.device = resolve_device(device)
+        dtype = resolve_dtype(self.settings.dtype, self.device)
+        self.model.eval().to(self.device, dtype)
         # checkpoints from before flow.prediction existed were velocity-parameterised
         self.flow = RectifiedFlow(**{"prediction": "velocity", **payload["flow"]})
         self.processor, self.vocab, self.features_params = processor, vocab, features
         if processor is not None:
-            processor.decoders_to(dtype)  # decoding follows the generator; encoding stays float32
+            processor.to(self.device).decoders_to(dtype)  # decoding follows the generator; encoding stays float32
         self.tasks = set(payload["tasks"])
         # a model trained on windows of W frames (crops up to W with training.min_window) generates W / 4 tokens
         # per window: longer windows are faster, but a model trained on short ones degrades on longer ones
@@ -163,8 +154,8 @@ class Omniges:
 
     @classmethod
     def load(cls, checkpoint: str | Path, *, cache_dir: str | Path = "data/cache", rvqvae_dir: str | Path =
-             "results/rvqvae", settings: GenerationSettings | None = None) -> Omniges:
-        """Load `model.pt` plus the tokenizer and vocabulary it was trained with."""
+             "results/rvqvae", settings: GenerationSettings | None = None, device: str = "auto") -> Omniges:
+        """Load `model.pt` plus the tokenizer and vocabulary it was trained with, onto `device` (compute.device)."""
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
             raise ModelNotTrainedError(
@@ -187,7 +178,7 @@ class Omniges:
             raise CheckpointError(f"{checkpoint}: trained with a {payload['config']['vocab_size']}-word vocabulary, "
                              f"{cache_dir}/vocab.json has {len(vocab)}: the checkpoint is from another corpus")
         return cls(payload, processor=processor, vocab=vocab, features=payload.get("features_params", {}),
-                   settings=settings)
+                   settings=settings, device=device)
 
     # ------------------------------------------------------------------ features
 
@@ -203,16 +194,17 @@ class Omniges:
             cfg = self.features_params.get("wavlm", {})
             random_init = _random_init_args(source)
             if random_init:
-                self._wavlm = WavLMFeatures.random_init(random_init[1], random_init[0], layer=cfg.get("layer", "mean"))
+                self._wavlm = WavLMFeatures.random_init(random_init[1], random_init[0], layer=cfg.get("layer", "mean"),
+                                                        device=self.device)
             else:
-                self._wavlm = WavLMFeatures.from_pretrained(source, layer=cfg.get("layer", "mean"))
+                self._wavlm = WavLMFeatures.from_pretrained(source, layer=cfg.get("layer", "mean"), device=self.device)
         return self._wavlm
 
     @property
     def text_encoder(self) -> TextEncoder:
         if self._text is None:
             path = self.features_params.get("text", {}).get("path") or None
-            self._text = TextEncoder.from_params(path=path)
+            self._text = TextEncoder.from_params(path=path, device=self.device)
         return self._text
 
     def _norm(self, values: np.ndarray, name: str) -> torch.Tensor:
@@ -247,9 +239,9 @@ class Omniges:
             raise ValueError(f"motion has {len(poses)} frames; at least {FRAMES_PER_TOKEN} are needed")
         parts = split_parts(poses[:usable], np.asarray(motion["trans"])[:usable],
                             np.asarray(motion["expressions"])[:usable], face_jaw=self.processor.face_jaw)
-        tensors = {p: self.processor.normalize(p, torch.from_numpy(parts[p]))[None] for p in PART_NAMES}
+        tensors = {p: self.processor.normalize(p, torch.from_numpy(parts[p]).to(self.device))[None] for p in PART_NAMES}
         latents, _ = self.processor.encode(tensors)
-        return {"gesture": latents, "gesture_mask": torch.ones(latents.shape[:2], dtype=torch.bool)}
+        return {"gesture": latents, "gesture_mask": torch.ones(latents.shape[:2], dtype=torch.bool, device=self.device)}
 
     def _gesture_windows(self, motion: dict[str, np.ndarray]) -> list[dict[str, torch.Tensor]]:
         """The motion's gesture condition cut into consecutive `window_tokens` windows (G2T, G2A)."""
@@ -261,11 +253,12 @@ class Omniges:
     # ------------------------------------------------------------------ tasks
 
     def _generator(self, seed: int | None) -> torch.Generator:
-        return torch.Generator().manual_seed(self.settings.seed if seed is None else seed)
+        return torch.Generator(self.device).manual_seed(self.settings.seed if seed is None else seed)
 
     def _gesture(self, task: str, cond: dict[str, torch.Tensor], n_frames: int, seed: int | None,
                  steps: int | None, guidance: float | None) -> dict[str, np.ndarray]:
         s = self.settings
+        cond = to_device(cond, self.device)
         with torch.no_grad():
             latents = self.flow.generate_long(
                 self.model, task, cond, window=self.window_tokens, overlap=s.overlap_tokens,
@@ -304,7 +297,7 @@ class Omniges:
         with torch.no_grad():
             logits = [self.flow.sample(self.model, "g2t", part, steps=1)[0]
                       for part in self._gesture_windows(motion)]
-        return torch.log_softmax(torch.cat(logits), dim=-1).numpy()
+        return torch.log_softmax(torch.cat(logits), dim=-1).cpu().numpy()
 
     def g2t(self, motion: dict[str, np.ndarray]) -> list[str]:
         """SMPL-X motion -> the words it most likely accompanied (one per spoken span, silences dropped)."""
@@ -327,7 +320,7 @@ class Omniges:
                 chunks.append(self.flow.sample(self.model, "g2a", part, steps=steps or s.steps,
                                                guidance=s.guidance_for("g2a") if guidance is None else guidance,
                                                solver=s.solver, generator=self._generator(seed))[0])
-        coeffs = torch.cat(chunks).numpy() * self.stats["mfcc_std"] + self.stats["mfcc_mean"]
+        coeffs = torch.cat(chunks).cpu().numpy() * self.stats["mfcc_std"] + self.stats["mfcc_mean"]
         if not waveform:
             return coeffs
         return logmel_to_wave(mfcc_to_logmel(coeffs), SAMPLE_RATE, fps=FPS).astype(np.float32)

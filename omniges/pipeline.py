@@ -15,9 +15,19 @@ log = logging.getLogger("omniges")
 CACHE = Path("data/cache")
 
 
-def _run(stage: str, params: Params, sections: tuple[str, ...]):
+def _run(stage: str, params: Params, sections: tuple[str, ...], device: str | None = None):
+    """The stage's MLflow run (rank 0 only); computing stages pass the device they run on, logged as a param."""
     logged = {name: params.section(name) for name in sections}
+    if device is not None:
+        logged["device"] = device
     return stage_run(stage, params=logged, experiment=params.tracking.experiment, uri=params.tracking.uri)
+
+
+def _device(params: Params) -> str:
+    """compute.device resolved on this machine (e.g. 'cuda:0'); a one-line DeviceError when it cannot be had."""
+    from omniges.device import resolve_device
+
+    return str(resolve_device(params.compute.device))
 
 
 def synthesize(params: Params) -> dict[str, Any]:
@@ -62,13 +72,15 @@ def features(params: Params) -> dict[str, Any]:
     from omniges.features.text import TextEncoder
 
     cfg = params.section("features")
-    with _run("features", params, ("features",)) as run:
-        wavlm = WavLMFeatures.from_params(**cfg["wavlm"])
+    device = _device(params)
+    with _run("features", params, ("features",), device) as run:
+        wavlm = WavLMFeatures.from_params(**cfg["wavlm"], device=device)
         if wavlm.random_init:
             run.set_tag("wavlm", "RANDOM INIT (no pretrained weights); set features.wavlm.path for real features")
-        text = TextEncoder.from_params(path=cfg["text"]["path"] or None)
+        text = TextEncoder.from_params(path=cfg["text"]["path"] or None, device=device)
         report = extract_features(CACHE, wavlm=wavlm, text=text, n_mfcc=cfg["n_mfcc"],
                                   vocab_min_count=cfg["vocab_min_count"])
+        report["device"] = device
         run.log_metrics(report)
         run.log_artifact(CACHE / "vocab.json")
     return report
@@ -80,11 +92,12 @@ def rvqvae(params: Params, part: str) -> dict[str, Any]:
 
     cfg = params.section("rvqvae")
     out = Path("results/rvqvae")
-    with _run(f"rvqvae_{part}", params, ("rvqvae",)) as run:
+    device = _device(params)
+    with _run(f"rvqvae_{part}", params, ("rvqvae",), device) as run:
         metrics = build_tokenizer(
             CACHE, out, part, model=cfg["model"], train=cfg["train"], window=cfg["window"], stride=cfg["stride"],
             face_jaw=params.data.face_jaw, import_path=cfg["import"][part],
-            normalization=cfg["import"]["normalization"],
+            normalization=cfg["import"]["normalization"], device=params.compute.device,
             log_fn=lambda record: run.log_metrics(record, step=int(record["step"])),
         )
         scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
@@ -102,8 +115,9 @@ def cache_latents(params: Params) -> dict[str, Any]:
     """Encode every clip with the four part RVQVAEs -> data/cache/latents.lmdb (latents + codes)."""
     from omniges.training.tokenizer import cache_latents as encode_all
 
-    with _run("cache_latents", params, ("rvqvae",)) as run:
-        summary = encode_all(CACHE, "results/rvqvae", face_jaw=params.data.face_jaw)
+    device = _device(params)
+    with _run("cache_latents", params, ("rvqvae",), device) as run:
+        summary = encode_all(CACHE, "results/rvqvae", face_jaw=params.data.face_jaw, device=device)
         scales = {f"latent_scale_{k}": v for k, v in summary["latent_scale"].items()}
         run.log_metrics({"clips": summary["clips"], **scales})
     return summary
@@ -120,7 +134,8 @@ def train_evaluator(params: Params) -> dict[str, Any]:
 
     cfg = params.section("evaluation")["evaluator"]
     out = Path("results/evaluator.pth")
-    with _run("train_evaluator", params, ("evaluation",)) as run:
+    device = _device(params)
+    with _run("train_evaluator", params, ("evaluation",), device) as run:
         if cfg["import"]:
             model = load_evaluator(cfg["import"], kintree_path=cfg["kintree"] or None)
             save_evaluator(model, out)
@@ -133,10 +148,11 @@ def train_evaluator(params: Params) -> dict[str, Any]:
             torch.manual_seed(cfg["seed"])
             model = VAESKConv()
             result = train_evaluator(model, windows.astype(np.float32), steps=cfg["steps"],
-                                     batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"])
+                                     batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], device=device)
             for step, loss in enumerate(result["loss_history"][:: max(1, cfg["steps"] // 50)]):
                 run.log_metrics({"loss": loss}, step=step * max(1, cfg["steps"] // 50))
-            summary = {"windows": len(windows), **{f"final_{k}": v for k, v in result["final"].items()}}
+            summary = {"windows": len(windows), "device": device,
+                       **{f"final_{k}": v for k, v in result["final"].items()}}
             save_evaluator(model, out)
         run.log_metrics(summary)
     return summary
@@ -151,14 +167,13 @@ def train(params: Params, experiment: str) -> dict[str, Any]:
         raise ValueError(f"unknown experiment {experiment!r}; params.yaml defines {sorted(cfg['experiments'])}")
     out = Path("results/models") / experiment
     training = {**cfg["common"], **cfg["experiments"][experiment]}
-    with _run(f"train_{experiment}", params, ("model", "flow", "training")) as run:
+    with _run(f"train_{experiment}", params, ("model", "flow", "training"), _device(params)) as run:
         summary = train_generator(
             experiment, cache_dir=CACHE, rvqvae_dir="results/rvqvae", out_dir=out, model=params.section("model"),
             training=training, flow=params.section("flow"), loss=cfg["loss"], window=cfg["window"],
             stride=cfg["stride"], min_window=cfg.get("min_window"),
             batch_tokens=cfg.get("batch_tokens", 0), face_jaw=params.data.face_jaw,
-            features_params=params.section("features"),
-            log_metrics=run.log_metrics,
+            features_params=params.section("features"), log_metrics=run.log_metrics, device=params.compute.device,
         )
         run.log_metrics(summary)
         run.log_artifact(out / "train_metrics.json")
@@ -169,7 +184,8 @@ def _load_model(params: Params, experiment: str):
     from omniges.inference import GenerationSettings, Omniges
 
     return Omniges.load(Path("results/models") / experiment / "model.pt", cache_dir=CACHE,
-                        rvqvae_dir="results/rvqvae", settings=GenerationSettings(**params.section("generation")))
+                        rvqvae_dir="results/rvqvae", settings=GenerationSettings(**params.section("generation")),
+                        device=params.compute.device)
 
 
 def evaluate(params: Params, experiment: str) -> dict[str, Any]:
@@ -181,7 +197,8 @@ def evaluate(params: Params, experiment: str) -> dict[str, Any]:
     cfg = params.section("evaluation")
     out = Path("results/metrics") / f"{experiment}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _run(f"evaluate_{experiment}", params, ("evaluation", "generation")) as run:
+    device = _device(params)
+    with _run(f"evaluate_{experiment}", params, ("evaluation", "generation"), device) as run:
         results = evaluate_experiment(
             _load_model(params, experiment), cache_dir=CACHE, evaluator_path="results/evaluator.pth", out_json=out,
             mean_vel=np.load(cfg["mean_vel"]) if cfg["mean_vel"] else None, max_clips=cfg["max_clips"] or None,
@@ -201,7 +218,7 @@ def render(params: Params, experiment: str) -> list[Path]:
 
     cfg = params.section("render")
     out = Path("results/videos") / experiment
-    with _run(f"render_{experiment}", params, ("render", "generation")) as run:
+    with _run(f"render_{experiment}", params, ("render", "generation"), _device(params)) as run:
         videos = render_experiment(_load_model(params, experiment), cache_dir=CACHE, out_dir=out, **cfg)
         run.log_metrics({"videos": len(videos)})
         run.log_artifact(out, "videos")

@@ -1,7 +1,8 @@
 """MLflow helpers: one run per stage, named after it, in one experiment.
 
 The store is local by default (`sqlite:///mlflow.db` next to params.yaml); `MLFLOW_TRACKING_URI`
-or `tracking.uri` in params.yaml point it elsewhere. `OMNIGES_TRACKING=0` turns logging off.
+or `tracking.uri` in params.yaml point it elsewhere. `OMNIGES_TRACKING=0` turns logging off; in a multi-process
+(DDP) launch only rank 0 logs.
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ def tracking_uri(configured: str = "", root: str | Path = ".") -> str:
 def stage_run(
     stage: str, *, params: Mapping[str, Any] | None = None, experiment: str = "omniges", uri: str = ""
 ) -> Iterator[StageRun]:
-    """Open an MLflow run named `stage`, log params and wall time, close it (FAILED on error)."""
-    if os.environ.get("OMNIGES_TRACKING", "1") == "0":
+    """Open an MLflow run named `stage`, log params and wall time, close it (FAILED on error).
+
+    Under a multi-process launch only rank 0 opens the run; the other processes get a no-op StageRun.
+    """
+    if os.environ.get("OMNIGES_TRACKING", "1") == "0" or int(os.environ.get("RANK", "0")) != 0:
         yield StageRun(None)
         return
     import mlflow

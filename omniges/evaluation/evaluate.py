@@ -79,7 +79,8 @@ def evaluate_experiment(
     mean_poses, mean_expressions = train_mean_pose(clips)
     results: dict[str, Any] = {"clips": list(reference), "notes": {"joints": JOINTS_NOTE,
                "face": "face MSE / LVD on FLAME expressions (no SMPL-X vertices): a proxy",
-               "wavlm_random_init": bool(model.payload["features"]["wavlm_random_init"])}, "tasks": {}}
+               "wavlm_random_init": bool(model.payload["features"]["wavlm_random_init"])},
+               "device": str(model.device), "tasks": {}}
     gesture_rows = {}
     for task in sorted(model.tasks):
         rows: dict[str, dict[str, float]] = {}

@@ -326,19 +326,21 @@ def reconstruction_losses(model: VAESKConv, motion: torch.Tensor) -> dict[str, t
 
 
 def train_evaluator(model: VAESKConv, windows: np.ndarray, *, steps: int, batch_size: int = 32, lr: float = 1e-4,
-                    seed: int = 0, progress: bool = True) -> dict:
-    """Train the autoencoder on (N, T, 330) rot6d windows (T a multiple of 16; EMAGE uses 64) by reconstruction."""
+                    seed: int = 0, progress: bool = True, device: str | torch.device = "cpu") -> dict:
+    """Train the autoencoder on (N, T, 330) rot6d windows (T a multiple of 16; EMAGE uses 64) by reconstruction,
+    on `device`; the model is back on the CPU (in eval mode) afterwards."""
     windows_t = torch.as_tensor(np.asarray(windows), dtype=torch.float32)
     assert windows_t.ndim == 3 and windows_t.shape[-1] == MOTION_DIM, f"windows must be (N, T, 330): {windows_t.shape}"
     assert windows_t.shape[1] % FRAMES_PER_LATENT == 0, f"window length must be a multiple of {FRAMES_PER_LATENT}"
     generator = torch.Generator().manual_seed(seed)
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), foreach=True)
     model.train()
     history: list[float] = []
     log_every = max(1, steps // 10)
     for step in range(steps):
         index = torch.randint(len(windows_t), (min(batch_size, len(windows_t)),), generator=generator)
-        losses = reconstruction_losses(model, windows_t[index])
+        losses = reconstruction_losses(model, windows_t[index].to(device))
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
@@ -346,7 +348,7 @@ def train_evaluator(model: VAESKConv, windows: np.ndarray, *, steps: int, batch_
         if progress and (step % log_every == 0 or step == steps - 1):
             parts = " ".join(f"{k}={v.item():.4f}" for k, v in losses.items())
             print(f"[fgd-ae] step {step + 1}/{steps} {parts}", file=sys.stderr)
-    model.eval()
+    model.eval().cpu()
     final = {k: v.item() for k, v in losses.items()} if steps else {}
     return {"steps": steps, "loss_history": history, "final": final}
 

@@ -259,7 +259,7 @@ class RectifiedFlow:
         t = self.sample_t(b, generator, device=device)
         step = torch.zeros(b, device=device)
         shortcut = torch.zeros(b, dtype=torch.bool, device=device)
-        num_shortcut = math.floor(b * self.shortcut_fraction + 0.5) if model.config.shortcut else 0
+        num_shortcut = math.floor(b * self.shortcut_fraction + 0.5) if unwrap(model).config.shortcut else 0
         if num_shortcut:
             shortcut[:num_shortcut] = True
             levels = int(math.log2(self.max_shortcut_steps))
@@ -488,6 +488,11 @@ class RectifiedFlow:
             else:
                 sliced[key] = value[:, start:end]
         return sliced
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (training under a multi-process launch)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def _gen_device(generator: torch.Generator | None) -> torch.device | None:

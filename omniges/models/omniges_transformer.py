@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Any
@@ -399,8 +400,10 @@ class OmnigesTransformerModel(nn.Module):
         step = as_batch_tensor(step_size, batch, device) if exists(step_size) else None
         times = (as_batch_tensor(t, batch, device) for t in (t_text, t_audio, t_gesture))
         time_cond = self.time_condition(*times, step)
-        # bf16 weights: mHC mixes residual streams in float32, autocast keeps every matmul in the weights' dtype
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        # bf16 weights: mHC mixes residual streams in float32, autocast keeps every matmul in the weights' dtype.
+        # float32 weights leave the caller's autocast (mixed-precision training) in force rather than disabling it.
+        precision = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+        with precision:
             text_out, audio_out, gesture_out = self.backbone(tokens, masks, time_cond)
 
         out: dict[str, Any] = {}  # heads returned in float32 whatever the weights' dtype

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
@@ -37,6 +38,24 @@ def perplexity_of(indices: Tensor, nb_code: int) -> Tensor:
     counts = torch.bincount(indices.flatten(), minlength=nb_code).float()
     prob = counts / counts.sum()
     return torch.exp(-(prob * torch.log(prob + 1e-7)).sum())
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def all_sum(x: Tensor) -> Tensor:
+    """x summed over the processes of a DDP run (x itself in one process)."""
+    if _distributed():
+        dist.all_reduce(x)
+    return x
+
+
+def from_rank0(x: Tensor) -> Tensor:
+    """Rank 0's x on every process of a DDP run (random codebook rows must agree across processes)."""
+    if _distributed():
+        dist.broadcast(x, 0)
+    return x
 
 
 def gumbel_noise(like: Tensor) -> Tensor:
@@ -169,7 +188,7 @@ class QuantizeEMAReset(nn.Module):
         if self.ema_ready:
             return
         if not self.codebook.any():
-            self.codebook = self._random_rows(x)
+            self.codebook = from_rank0(self._random_rows(x))
         self.code_sum = self.codebook.clone()
         self.code_count = torch.ones_like(self.code_count)
         self.ema_ready = True
@@ -178,14 +197,20 @@ class QuantizeEMAReset(nn.Module):
     def _update_codebook(self, x: Tensor, indices: Tensor) -> None:
         batch_sum = torch.zeros_like(self.code_sum).index_add_(0, indices, x)
         batch_count = torch.bincount(indices, minlength=self.nb_code).type_as(x)
+        batch_sum, batch_count = all_sum(batch_sum), all_sum(batch_count)  # DDP: EMA of the global batch
         self.code_sum = self.mu * self.code_sum + (1 - self.mu) * batch_sum
         self.code_count = self.mu * self.code_count + (1 - self.mu) * batch_count
         alive = rearrange(self.code_count >= 1.0, "c -> c 1")
         centres = self.code_sum / rearrange(self.code_count, "c -> c 1")
-        self.codebook = centres if alive.all() else torch.where(alive, centres, self._random_rows(x))
+        self.codebook = centres if alive.all() else torch.where(alive, centres, from_rank0(self._random_rows(x)))
 
     def forward(self, x: Tensor, *, temperature: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(n, d) -> (straight-through quantized (n, d), indices (n,), commitment loss, perplexity)."""
+        """(n, d) -> (straight-through quantized (n, d), indices (n,), commitment loss, perplexity); float32 always
+        (nearest-code search and EMA statistics are not safe in bf16/fp16 mixed-precision training)."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self._quantize(x.float(), temperature)
+
+    def _quantize(self, x: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         if self.training:
             self._prepare_ema(x)
         indices = self.nearest(x, temperature)

@@ -69,6 +69,6 @@ def render_experiment(
                                   **common)
                 note = "audio track: generated speech (Griffin-Lim from predicted MFCC)"
             videos.append(path)
-            index.append({"video": path.name, "clip": key, "task": task, "note": note})
+            index.append({"video": path.name, "clip": key, "task": task, "note": note, "device": str(model.device)})
     (out_dir / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     return videos

@@ -106,12 +106,13 @@ def train_generator(
     experiment: str, *, cache_dir: str | Path, rvqvae_dir: str | Path, out_dir: str | Path, model: dict[str, Any],
     training: dict[str, Any], flow: dict[str, Any], loss: dict[str, Any], window: int, stride: int, face_jaw: bool,
     min_window: int | None = None, batch_tokens: int = 0, features_params: dict[str, Any] | None = None,
-    log_metrics=None, progress: bool = True,
+    log_metrics=None, progress: bool = True, device: str = "auto",
 ) -> dict[str, Any]:
     """Train one experiment; resume from its last checkpoint when the same settings were interrupted.
 
     Windows are `window` frames; with `min_window` each training batch is cut to a random length between the two
-    (and, with `batch_tokens`, to about that many gesture tokens).
+    (and, with `batch_tokens`, to about that many gesture tokens). Under a multi-process launch every process
+    trains its shard of the batch (DDP) and only rank 0 writes checkpoints and the model.
     """
     cache_dir, out_dir = Path(cache_dir), Path(out_dir)
     min_window = window if min_window is None else min_window
@@ -141,18 +142,22 @@ def train_generator(
     trainer = Trainer(net, train_set=train_set, val_set=val_set, collate=collate,
                       loss_fn=make_loss_fn(rectified, processor, weights, min_tokens=min_window // FRAMES_PER_TOKEN,
                                            batch_tokens=batch_tokens),
-                      config=train_cfg, out_dir=out_dir,
-                      log_metrics=log_metrics)
+                      config=train_cfg, out_dir=out_dir, log_metrics=log_metrics, device=device)
+    acc = trainer.accelerator
     marker = out_dir / "checkpoints" / "settings.json"
-    if marker.exists() and json.loads(marker.read_text()).get("hash") == digest:
+    same_settings = marker.exists() and json.loads(marker.read_text()).get("hash") == digest
+    acc.wait_for_everyone()  # every process has decided before rank 0 changes the folder
+    if same_settings:
         trainer.resume()
-    elif trainer.accelerator.is_main_process:
+    elif acc.is_main_process:
         marker.parent.mkdir(parents=True, exist_ok=True)
         trainer.checkpoint_path.unlink(missing_ok=True)
         write_json_atomic(marker, {"hash": digest})
-    trainer.accelerator.wait_for_everyone()
-    log.info("train_%s: %d parameters, %d train / %d val windows, tasks %s", experiment, count_parameters(net),
-             len(train_set), len(val_set), train_cfg.tasks)
+    acc.wait_for_everyone()
+    log.info("train_%s: %d parameters, %d train / %d val windows, tasks %s, on %s x %d process(es), effective batch "
+             "%d (%d per device x %d processes x %d accumulation steps)", experiment, count_parameters(net),
+             len(train_set), len(val_set), train_cfg.tasks, acc.device, acc.num_processes, trainer.effective_batch,
+             train_cfg.batch_size, acc.num_processes, acc.gradient_accumulation_steps)
     final = trainer.fit(progress=progress)
     payload = {
         "experiment": experiment, "config": config.to_dict(), "state_dict": trainer.ema_state_dict(),
@@ -163,9 +168,11 @@ def train_generator(
         "features_params": features_params or {}, "settings_hash": digest,
     }
     summary = {"parameters": count_parameters(net), "train_windows": len(train_set), "steps": train_cfg.steps,
-               **{k: v for k, v in final.items() if k.startswith("val/")}}
-    if trainer.accelerator.is_main_process:  # under `accelerate launch` every process gets here
+               "device": str(acc.device), "processes": acc.num_processes,
+               "mixed_precision": train_cfg.mixed_precision, "effective_batch": trainer.effective_batch,
+               **{k: v for k, v in final.items() if k.startswith(("val/", "train/"))}}
+    if acc.is_main_process:  # under `accelerate launch` every process gets here
         save_checkpoint(out_dir / "model.pt", payload)
         write_json_atomic(out_dir / "train_metrics.json", {"summary": summary, "history": trainer.history})
-    trainer.accelerator.wait_for_everyone()
+    acc.wait_for_everyone()
     return summary

@@ -84,47 +84,66 @@ def train_rvqvae(
     log_every: int = 50,
     log_fn: Callable[[dict[str, float]], None] | None = None,
     progress: bool = True,
+    device: str = "auto",
+    mixed_precision: str = "no",
+    gradient_accumulation_steps: int = 1,
 ) -> dict:
     """Train `model` in place on random (N, T, dim) windows; returns metrics and history; ends in eval mode.
 
-    Deterministic for a seed on one device and thread count (torch and numpy RNGs are seeded here).
+    Runs through accelerate on `device`, with mixed precision, and as DDP under a multi-process launch: each step
+    draws one global batch of `batch_size x processes x gradient_accumulation_steps` windows and every process
+    trains its shards of it; the codebook EMA sums the statistics of all processes. Deterministic for a seed on
+    one device and thread count (torch and numpy RNGs are seeded here).
     """
+    from omniges.training.train import effective_batch, make_accelerator
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     train = check_windows(train_windows, model, "train_windows")
     val = check_windows(val_windows, model, "val_windows") if val_windows is not None else None
-    device = next(model.parameters()).device
+    acc = make_accelerator(device, mixed_precision=mixed_precision,
+                           gradient_accumulation_steps=gradient_accumulation_steps, find_unused_parameters=True)
+    model.to(acc.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, steps=steps, warmup_steps=warmup_steps)
     )
     val_initial = validation_errors(model, val) if val is not None else {}
+    wrapped, optimizer = acc.prepare(model, optimizer)
+    shards = acc.num_processes * gradient_accumulation_steps
     history: list[dict[str, float]] = []
     totals: dict[str, float] = {}
     start = time.perf_counter()
     model.train()
-    bar = tqdm(range(steps), desc="rvqvae", disable=not progress)
+    bar = tqdm(range(steps), desc="rvqvae", disable=not progress or not acc.is_main_process)
     for step in bar:
-        x = train[rng.integers(0, len(train), batch_size)].to(device)
-        out = model(x)
-        rec_loss = F.smooth_l1_loss(out["rec_pose"], x)
-        vel_loss = F.smooth_l1_loss(velocity(out["rec_pose"]), velocity(x)) if velocity_weight > 0 else 0.0
-        loss = rec_loss + commit_weight * out["commit_loss"] + velocity_weight * vel_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        indices = rng.integers(0, len(train), batch_size * shards)  # the same global batch on every process
+        terms: dict[str, Tensor] = {}
+        for micro in range(gradient_accumulation_steps):
+            shard = acc.process_index * gradient_accumulation_steps + micro
+            x = train[indices[shard * batch_size : (shard + 1) * batch_size]].to(acc.device)
+            torch.manual_seed(seed * 1_000_003 + step * 101 + micro)  # quantizer dropout agrees across processes
+            with acc.accumulate(wrapped):
+                with acc.autocast():
+                    out = wrapped(x)
+                    rec = out["rec_pose"].float()
+                    rec_loss = F.smooth_l1_loss(rec, x)
+                    vel_loss = (F.smooth_l1_loss(velocity(rec), velocity(x)) if velocity_weight > 0
+                                else rec.new_zeros(()))
+                    loss = rec_loss + commit_weight * out["commit_loss"] + velocity_weight * vel_loss
+                acc.backward(loss)
+                if acc.sync_gradients and grad_clip is not None:
+                    acc.clip_grad_norm_(wrapped.parameters(), grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            micro_terms = dict(loss=loss, rec=rec_loss, commit=out["commit_loss"], velocity=vel_loss,
+                               perplexity=out["perplexity"])
+            for key, value in micro_terms.items():
+                terms[key] = terms.get(key, 0.0) + value.detach().float() / gradient_accumulation_steps
         schedule.step()
-        terms = dict(
-            loss=loss,
-            rec=rec_loss,
-            commit=out["commit_loss"],
-            velocity=vel_loss,
-            perplexity=out["perplexity"],
-        )
-        for key, value in terms.items():
-            totals[key] = totals.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
+        means = acc.reduce(torch.stack(list(terms.values())), reduction="mean").tolist()
+        for key, value in zip(terms, means, strict=True):
+            totals[key] = totals.get(key, 0.0) + value
         if (step + 1) % log_every == 0 or step + 1 == steps:
             count = (step % log_every) + 1
             record = dict(
@@ -133,10 +152,13 @@ def train_rvqvae(
             history.append(record)
             totals = {}
             bar.set_postfix(rec=f"{record['rec']:.4f}", ppl=f"{record['perplexity']:.1f}")
-            if log_fn is not None:
+            if log_fn is not None and acc.is_main_process:
                 log_fn(record)
     model.eval()
-    metrics = dict(steps=steps, seconds=time.perf_counter() - start, history=history)
+    elapsed = time.perf_counter() - start
+    metrics = dict(steps=steps, seconds=elapsed, steps_per_second=steps / max(elapsed, 1e-9),
+                   device=str(acc.device), processes=acc.num_processes, mixed_precision=mixed_precision,
+                   effective_batch=effective_batch(batch_size, acc), history=history)
     if history:
         metrics.update({f"train_{k}": v for k, v in history[-1].items() if k not in ("step", "lr")})
     if val is not None:

@@ -15,6 +15,7 @@ from omniges.data.body import EXPRESSION_DIM, PART_JOINTS, PART_NAMES, part_dim
 from omniges.data.dataset import clip_windows
 from omniges.data.normalization import gesturelsm_part_stats
 from omniges.data.store import LmdbReader, LmdbWriter, write_json_atomic
+from omniges.device import is_main_process
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.rvqvae import RVQVAE
 from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae
@@ -52,10 +53,11 @@ def part_normalization(
 def build_tokenizer(
     cache_dir: str | Path, out_dir: str | Path, part: str, *, model: dict[str, Any], train: dict[str, Any],
     window: int, stride: int, face_jaw: bool, import_path: str = "", normalization: dict[str, str] | None = None,
-    log_fn=None, progress: bool = True,
+    log_fn=None, progress: bool = True, device: str = "auto",
 ) -> dict[str, Any]:
-    """Train (or strictly import) the part's RVQVAE; write `<part>.pth` + `<part>.json` (config, normalisation,
-    metrics). An imported GestureLSM checkpoint is fed inputs normalised with GestureLSM's statistics."""
+    """Train (or strictly import) the part's RVQVAE on `device`; write `<part>.pth` + `<part>.json` (config,
+    normalisation, metrics). An imported GestureLSM checkpoint is fed inputs normalised with GestureLSM's statistics.
+    Under a multi-process launch every process trains (DDP) and rank 0 reports and writes."""
     cache_dir, out_dir = Path(cache_dir), Path(out_dir)
     clips = LmdbReader(cache_dir / "clips.lmdb")
     mean, std, source = part_normalization(part, cache_dir / "stats.npz", imported=bool(import_path),
@@ -70,7 +72,10 @@ def build_tokenizer(
         metrics: dict[str, Any] = {"imported": import_path}
         log.info("rvqvae_%s: imported %s", part, import_path)
     else:
-        metrics = train_rvqvae(net, windows["train"], windows["val"], log_fn=log_fn, progress=progress, **train)
+        metrics = train_rvqvae(net, windows["train"], windows["val"], log_fn=log_fn, progress=progress,
+                               device=device, **train)
+    if not is_main_process():
+        return metrics
     layout = report_layout(part, face_jaw)
     report = reconstruction_report(net.eval(), windows["val"], mean=mean, std=std, **layout)
     metrics.update({f"val_report_{k}": v for k, v in report.items()})
@@ -84,16 +89,15 @@ def build_tokenizer(
 
 
 def cache_latents(
-    cache_dir: str | Path, rvqvae_dir: str | Path, *, face_jaw: bool, progress: bool = True,
+    cache_dir: str | Path, rvqvae_dir: str | Path, *, face_jaw: bool, progress: bool = True, device: str = "cpu",
 ) -> dict[str, Any]:
-    """Encode every clip with every part model: latents.lmdb of unscaled latents (T/4, C) and codes (T/4, Q).
-
-    The per-part latent scale (train-set std of the latents) is stored in the cache's meta.
+    """Encode every clip with every part model on `device`: latents.lmdb of unscaled latents (T/4, C) and codes
+    (T/4, Q). The per-part latent scale (train-set std of the latents) is stored in the cache's meta.
     """
     cache_dir = Path(cache_dir)
     clips = LmdbReader(cache_dir / "clips.lmdb")
     processor = GestureProcessor.load(rvqvae_dir, cache_dir / "stats.npz", latent_scale=dict.fromkeys(PART_NAMES, 1.0),
-                                      face_jaw=face_jaw)
+                                      face_jaw=face_jaw).to(device)
     writer = LmdbWriter(cache_dir / "latents.lmdb", resume=True)
     done = writer.keys()
     sums = {p: [0.0, 0.0, 0] for p in PART_NAMES}
@@ -104,12 +108,12 @@ def cache_latents(
                 continue
             record = clips[key]
             usable = record["n_frames"] - record["n_frames"] % 4
-            parts = {p: processor.normalize(p, torch.from_numpy(record["parts"][p][:usable]))[None]
+            parts = {p: processor.normalize(p, torch.from_numpy(record["parts"][p][:usable]).to(device))[None]
                      for p in PART_NAMES}
             latents, codes = processor.encode(parts)
             per_part = processor.split_latents(latents)
-            entry = {"latents": {p: per_part[p][0].numpy() for p in PART_NAMES},
-                     "codes": {p: codes[0, :, i].numpy().astype(np.int16) for i, p in enumerate(PART_NAMES)}}
+            entry = {"latents": {p: per_part[p][0].cpu().numpy() for p in PART_NAMES},
+                     "codes": {p: codes[0, :, i].cpu().numpy().astype(np.int16) for i, p in enumerate(PART_NAMES)}}
             if index[key]["split"] in ("train", "additional"):
                 for p in PART_NAMES:
                     value = entry["latents"][p].astype(np.float64)
@@ -123,7 +127,7 @@ def cache_latents(
         raise
     scale = {p: float(np.sqrt(max(s2 / n - (s1 / n) ** 2, 1e-8))) for p, (s1, s2, n) in sums.items()}
     writer.seal({"stage": "cache_latents", "latent_scale": scale, "code_dim": processor.code_dim})
-    summary = {"clips": len(clips), "latent_scale": scale}
+    summary = {"clips": len(clips), "latent_scale": scale, "device": str(device)}
     write_json_atomic(Path(rvqvae_dir) / "latent_scale.json", scale)
     return summary
 

@@ -1,8 +1,11 @@
-"""The accelerate training loop: warm-up + cosine, clipping, EMA, mixed precision, exact resume.
+"""The accelerate training loop: warm-up + cosine, clipping, EMA, mixed precision, DDP, accumulation, exact resume.
 
-Every source of randomness is a function of (seed, step, process): the task (MultiTaskSampler), the
-batch (a per-epoch permutation) and the noise/dropout (torch seeded per step). A run killed after a
-checkpoint and resumed therefore takes exactly the steps the uninterrupted run takes.
+Every source of randomness is a function of (seed, step, shard): the task (MultiTaskSampler), the batch (a
+per-epoch permutation) and the noise/dropout (torch seeded per step and shard). A step's global batch is
+`batch_size x processes x gradient_accumulation_steps` samples cut into shards of `batch_size`; shard
+`process x accumulation + micro-step` is the same data with the same noise whichever way the shards are spread,
+so 2 processes x 1 micro-step and 1 process x 2 micro-steps take the same steps (up to float reduction order).
+A run killed after a checkpoint and resumed takes exactly the steps the uninterrupted run takes.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.state import AcceleratorState
 from tqdm import tqdm
 
 from omniges.data.sampler import MultiTaskSampler
+from omniges.device import DeviceError, resolve_device, to_device, world_size
 
 log = logging.getLogger("omniges.train")
 LossFn = Callable[[torch.nn.Module, dict[str, Any], str, torch.Generator], dict[str, torch.Tensor]]
@@ -43,6 +48,7 @@ class TrainConfig:
     val_every: int = 250
     log_every: int = 25
     mixed_precision: str = "no"  # no | bf16 | fp16
+    gradient_accumulation_steps: int = 1
     seed: int = 0
     num_workers: int = 0
     tasks: dict[str, float] = field(default_factory=lambda: {"a2g": 1.0})
@@ -53,7 +59,39 @@ class TrainConfig:
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"training: unknown keys {sorted(unknown)}")
-        return cls(**values)
+        config = cls(**values)
+        if config.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"training.mixed_precision must be no, bf16 or fp16, got {config.mixed_precision!r}")
+        if config.gradient_accumulation_steps < 1:
+            raise ValueError("training.gradient_accumulation_steps must be >= 1")
+        return config
+
+
+def make_accelerator(
+    device: str = "auto", *, mixed_precision: str = "no", gradient_accumulation_steps: int = 1,
+    find_unused_parameters: bool = False,
+) -> Accelerator:
+    """An Accelerator on `compute.device` (DDP when launched with several processes).
+
+    `find_unused_parameters` lets DDP reduce gradients when a step leaves some parameters out (multitask heads).
+    In a single process the accelerate state is reset first, so stages run one after another in one process may
+    use different devices and precisions.
+    """
+    target = resolve_device(device)
+    if mixed_precision == "fp16" and target.type != "cuda":
+        raise DeviceError("mixed_precision fp16 needs a CUDA GPU; use bf16 (or no) on the CPU")
+    if world_size() == 1:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        if target.type == "cuda":
+            torch.cuda.set_device(target)
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
+    return Accelerator(cpu=target.type == "cpu", mixed_precision=mixed_precision, kwargs_handlers=handlers,
+                       gradient_accumulation_steps=gradient_accumulation_steps)
+
+
+def effective_batch(batch_size: int, accelerator: Accelerator) -> int:
+    """Samples per optimizer step: per-device batch x processes x accumulation steps."""
+    return batch_size * accelerator.num_processes * accelerator.gradient_accumulation_steps
 
 
 def lr_lambda(step: int, *, warmup: int, total: int) -> float:
@@ -113,10 +151,12 @@ class Trainer:
     def __init__(
         self, model: torch.nn.Module, *, train_set, val_set, collate: Callable, loss_fn: LossFn, config: TrainConfig,
         out_dir: str | Path, log_metrics: Callable[[dict[str, float], int], None] | None = None,
-        accelerator: Accelerator | None = None,
+        accelerator: Accelerator | None = None, device: str = "auto",
     ):
         self.config, self.out_dir = config, Path(out_dir)
-        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
+        self.accelerator = accelerator or make_accelerator(
+            device, mixed_precision=config.mixed_precision,
+            gradient_accumulation_steps=config.gradient_accumulation_steps, find_unused_parameters=True)
         self.train_set, self.val_set, self.collate, self.loss_fn = train_set, val_set, collate, loss_fn
         self.log_metrics = log_metrics or (lambda metrics, step: None)
         self.sampler = MultiTaskSampler(config.tasks, mode=config.task_mode, seed=config.seed)
@@ -125,7 +165,9 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_lambda(s, warmup=config.warmup_steps, total=config.steps)
         )
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        # the scheduler is stepped here once per optimizer step (accelerate's wrapper steps it once per process)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.scheduler = scheduler
         self.ema = EMA(self.accelerator.unwrap_model(self.model), config.ema_decay)
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -141,6 +183,7 @@ class Trainer:
             "ema": self.ema.shadow,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler else None,
             "config": asdict(self.config),
             "history": self.history,
         }
@@ -154,39 +197,53 @@ class Trainer:
         self.ema.shadow = state["ema"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.accelerator.scaler and state.get("scaler"):
+            self.accelerator.scaler.load_state_dict(state["scaler"])
         self.step, self.history = state["step"], state["history"]
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return True
 
     def _batch(self, dataset, indices: list[int]) -> dict[str, Any]:
-        batch = self.collate([dataset[i] for i in indices])
-        device = self.accelerator.device
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return to_device(self.collate([dataset[i] for i in indices]), self.accelerator.device)
 
-    def _generator(self, step: int) -> torch.Generator:
-        seed = self.config.seed * 1_000_003 + step * 101 + self.accelerator.process_index
+    def _generator(self, step: int, shard: int = 0) -> torch.Generator:
+        seed = self.config.seed * 1_000_003 + step * 101 + shard
         torch.manual_seed(seed)
         return torch.Generator(device=self.accelerator.device).manual_seed(seed)
 
+    @property
+    def effective_batch(self) -> int:
+        return effective_batch(self.config.batch_size, self.accelerator)
+
     def train_step(self) -> dict[str, float]:
+        """One optimizer step over the global batch; losses are means over every process and micro-step."""
         cfg, acc = self.config, self.accelerator
         task = self.sampler.task_at(self.step)
-        indices = batch_indices(self.step, size=len(self.train_set), batch_size=cfg.batch_size, seed=cfg.seed,
-                                rank=acc.process_index, world=acc.num_processes)
-        batch = self._batch(self.train_set, indices)
-        generator = self._generator(self.step)
+        micro_steps = acc.gradient_accumulation_steps
         self.model.train()
-        with acc.autocast():
-            losses = self.loss_fn(self.model, batch, task, generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        acc.backward(losses["loss"])
-        if cfg.grad_clip > 0:
-            acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        totals: dict[str, torch.Tensor] = {}
+        for micro in range(micro_steps):
+            shard = acc.process_index * micro_steps + micro
+            indices = batch_indices(self.step, size=len(self.train_set), batch_size=cfg.batch_size, seed=cfg.seed,
+                                    rank=shard, world=acc.num_processes * micro_steps)
+            batch = self._batch(self.train_set, indices)
+            generator = self._generator(self.step, shard)
+            with acc.accumulate(self.model):
+                with acc.autocast():
+                    losses = self.loss_fn(self.model, batch, task, generator)
+                acc.backward(losses["loss"])
+                if acc.sync_gradients and cfg.grad_clip > 0:
+                    acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + value.detach().float() / micro_steps
         self.scheduler.step()
         self.ema.update(acc.unwrap_model(self.model), self.step)
         self.step += 1
-        return {f"train/{task}/{k}": float(v.detach()) for k, v in losses.items()}
+        names = sorted(totals)
+        means = acc.reduce(torch.stack([totals[k] for k in names]), reduction="mean").tolist()
+        return {f"train/{task}/{k}": v for k, v in zip(names, means, strict=True)}
 
     @torch.no_grad()
     def validate(self, max_batches: int = 8) -> dict[str, float]:
@@ -217,7 +274,7 @@ class Trainer:
         window_start, window_samples, metrics = time.perf_counter(), 0, {}
         while self.step < target:
             metrics = self.train_step()
-            window_samples += cfg.batch_size * self.accelerator.num_processes
+            window_samples += self.effective_batch
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == target:
                 elapsed = time.perf_counter() - window_start
@@ -225,6 +282,7 @@ class Trainer:
                     "lr": self.scheduler.get_last_lr()[0],
                     "samples_per_second": window_samples / max(elapsed, 1e-9),
                     "peak_memory_mb": peak_memory_mb(self.accelerator.device),
+                    "effective_batch": self.effective_batch,
                 })
                 self.log_metrics(metrics, self.step)
                 bar.set_postfix(loss=f"{next(v for k, v in metrics.items() if k.endswith('/loss')):.4f}")

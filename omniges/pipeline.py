@@ -125,10 +125,9 @@ def cache_latents(params: Params) -> dict[str, Any]:
 
 def train_evaluator(params: Params) -> dict[str, Any]:
     """FGD feature extractor: train EMAGE's VAESKConv on the corpus, or import AESKConv_240_100.bin strictly."""
-    import numpy as np
     import torch
 
-    from omniges.data.dataset import clip_windows
+    from omniges.data.dataset import WindowSource
     from omniges.data.store import LmdbReader
     from omniges.evaluation.evaluator import VAESKConv, load_evaluator, poses_to_rot6d, save_evaluator, train_evaluator
 
@@ -141,13 +140,13 @@ def train_evaluator(params: Params) -> dict[str, Any]:
             save_evaluator(model, out)
             summary: dict[str, Any] = {"imported": cfg["import"]}
         else:
-            windows = clip_windows(
+            windows = WindowSource(  # read on demand: memory does not grow with the corpus
                 LmdbReader(CACHE / "clips.lmdb"), splits=("train", "additional"), length=cfg["window"],
-                stride=cfg["stride"], array=lambda record: poses_to_rot6d(record["poses"]),
+                stride=cfg["stride"], path="poses", transform=poses_to_rot6d,
             )
             torch.manual_seed(cfg["seed"])
             model = VAESKConv()
-            result = train_evaluator(model, windows.astype(np.float32), steps=cfg["steps"],
+            result = train_evaluator(model, windows, steps=cfg["steps"],
                                      batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], device=device)
             for step, loss in enumerate(result["loss_history"][:: max(1, cfg["steps"] // 50)]):
                 run.log_metrics({"loss": loss}, step=step * max(1, cfg["steps"] // 50))

@@ -6,10 +6,13 @@ import tracemalloc
 import lmdb
 import numpy as np
 import pytest
+import torch
 
 from omniges.data.body import PART_NAMES
-from omniges.data.dataset import OmnigesDataset
+from omniges.data.dataset import OmnigesDataset, WindowSource, window_starts
 from omniges.data.store import CacheError, LmdbReader, LmdbWriter
+from omniges.models.rvqvae import RVQVAE
+from omniges.training.rvqvae_train import train_rvqvae
 
 
 def record(frames: int, seed: int = 0) -> dict:
@@ -140,3 +143,38 @@ def test_dataset_refuses_a_per_frame_text_cache(tmp_path):
     env.close()
     with pytest.raises(CacheError, match="rerun the features stage"):
         OmnigesDataset(tmp_path, split="train", length=64, stride=32)
+
+
+def test_window_source_reads_the_windows_a_stacked_array_would_hold(tmp_path):
+    full = fake_cache(tmp_path, {"a": 400, "b": 130, "c": 64, "d": 40})
+    clips = LmdbReader(tmp_path / "clips.lmdb")
+    mean, std = np.full(6, 0.5, np.float32), np.full(6, 2.0, np.float32)
+    source = WindowSource(clips, splits=("train",), length=64, stride=16, path="parts/upper", mean=mean, std=std)
+    stacked = np.stack([full[k]["clips"]["parts"]["upper"][s : s + 64] for k in ("a", "b", "c")
+                        for s in window_starts(full[k]["clips"]["n_frames"], length=64, stride=16)])
+    assert len(source) == len(stacked) == 22 + 5 + 1  # "d" is shorter than a window
+    ids = np.array([0, 7, 21, 22, 27])
+    np.testing.assert_allclose(source[ids].numpy(), (stacked[ids] - 0.5) / 2, rtol=1e-6)
+    subset = source.subset(10)
+    assert subset.shape == (10, 64, 6)
+    np.testing.assert_allclose(subset[-1], (stacked[-1] - 0.5) / 2, rtol=1e-6)  # evenly spaced, ends included
+    assert source.subset(1000).shape[0] == len(source)
+    with pytest.raises(ValueError, match="no 512-frame windows"):
+        WindowSource(clips, splits=("train",), length=512, stride=16, path="parts/upper")
+
+
+def test_rvqvae_training_streamed_equals_training_on_the_stacked_windows(tmp_path):
+    fake_cache(tmp_path, {"a": 400, "b": 200})
+    source = WindowSource(LmdbReader(tmp_path / "clips.lmdb"), splits=("train",), length=32, stride=4,
+                          path="parts/hands")
+    stacked = source[np.arange(len(source))].numpy()
+    results = []
+    for windows in (source, stacked):
+        torch.manual_seed(0)
+        model = RVQVAE(input_width=6, width=16, code_dim=8, depth=1, nb_code=32, num_quantizers=2)
+        out = train_rvqvae(model, windows, stacked[:8], steps=5, batch_size=4, warmup_steps=1, seed=3,
+                           progress=False, device="cpu")
+        results.append((out["history"], [p.detach().clone() for p in model.parameters()]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -26,6 +26,7 @@ from einops import rearrange
 from torch import nn
 
 from omniges.data.body import axis_angle_to_rot6d, matrix_to_rot6d, rot6d_to_matrix
+from omniges.data.dataset import WindowSource
 from omniges.data.kinematics import SMPLX_PARENTS
 
 NUM_JOINTS = 55
@@ -325,13 +326,15 @@ def reconstruction_losses(model: VAESKConv, motion: torch.Tensor) -> dict[str, t
     return {"rot": rot, "vel": vel, "acc": acc, "total": rot + vel + acc}
 
 
-def train_evaluator(model: VAESKConv, windows: np.ndarray, *, steps: int, batch_size: int = 32, lr: float = 1e-4,
-                    seed: int = 0, progress: bool = True, device: str | torch.device = "cpu") -> dict:
+def train_evaluator(model: VAESKConv, windows: np.ndarray | WindowSource, *, steps: int, batch_size: int = 32,
+                    lr: float = 1e-4, seed: int = 0, progress: bool = True, device: str | torch.device = "cpu") -> dict:
     """Train the autoencoder on (N, T, 330) rot6d windows (T a multiple of 16; EMAGE uses 64) by reconstruction,
-    on `device`; the model is back on the CPU (in eval mode) afterwards."""
-    windows_t = torch.as_tensor(np.asarray(windows), dtype=torch.float32)
-    assert windows_t.ndim == 3 and windows_t.shape[-1] == MOTION_DIM, f"windows must be (N, T, 330): {windows_t.shape}"
-    assert windows_t.shape[1] % FRAMES_PER_LATENT == 0, f"window length must be a multiple of {FRAMES_PER_LATENT}"
+    on `device`; the model is back on the CPU (in eval mode) afterwards. A WindowSource is read on demand."""
+    windows_t = windows if isinstance(windows, WindowSource) else torch.as_tensor(np.asarray(windows),
+                                                                                   dtype=torch.float32)
+    shape = (len(windows_t), *windows_t[[0]].shape[1:])
+    assert len(shape) == 3 and shape[-1] == MOTION_DIM, f"windows must be (N, T, 330): {shape}"
+    assert shape[1] % FRAMES_PER_LATENT == 0, f"window length must be a multiple of {FRAMES_PER_LATENT}"
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), foreach=True)

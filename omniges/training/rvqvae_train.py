@@ -18,6 +18,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from omniges.data.body import joint_angle_error_deg
+from omniges.data.dataset import WindowSource
 from omniges.models.rvqvae import RVQVAE, perplexity_of
 
 
@@ -34,8 +35,14 @@ def velocity(x: Tensor) -> Tensor:
     return x[:, 1:] - x[:, :-1]
 
 
-def check_windows(windows: np.ndarray, model: RVQVAE, name: str) -> Tensor:
-    """Validate (N, T, input_width) finite windows and return them as a float32 tensor."""
+def check_windows(windows: np.ndarray | WindowSource, model: RVQVAE, name: str) -> Tensor | WindowSource:
+    """Validate (N, T, input_width) finite windows and return them as a float32 tensor (a WindowSource, which
+    reads its windows on demand, is checked for width only)."""
+    if isinstance(windows, WindowSource):
+        if windows.width != model.input_width:
+            raise ValueError(f"{name}: windows of {windows.path} are {windows.width}-d, the model takes "
+                             f"{model.input_width}")
+        return windows
     windows = np.asarray(windows)
     if windows.ndim != 3 or windows.shape[-1] != model.input_width or len(windows) == 0:
         raise ValueError(f"{name} must be (N, T, {model.input_width}) with N > 0, got {windows.shape}")
@@ -69,7 +76,7 @@ def validation_errors(model: RVQVAE, windows: Tensor, *, batch_size: int = 64) -
 
 def train_rvqvae(
     model: RVQVAE,
-    train_windows: np.ndarray,
+    train_windows: np.ndarray | WindowSource,
     val_windows: np.ndarray | None,
     *,
     steps: int,
@@ -88,7 +95,8 @@ def train_rvqvae(
     mixed_precision: str = "no",
     gradient_accumulation_steps: int = 1,
 ) -> dict:
-    """Train `model` in place on random (N, T, dim) windows; returns metrics and history; ends in eval mode.
+    """Train `model` in place on random windows ((N, T, dim), or read on demand from a WindowSource); returns
+    metrics and history; ends in eval mode.
 
     Runs through accelerate on `device`, with mixed precision, and as DDP under a multi-process launch: each step
     draws one global batch of `batch_size x processes x gradient_accumulation_steps` windows and every process

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from omniges.data.body import EXPRESSION_DIM, PART_JOINTS, PART_NAMES, part_dim
-from omniges.data.dataset import clip_windows
+from omniges.data.dataset import WindowSource
 from omniges.data.normalization import gesturelsm_part_stats
 from omniges.data.store import LmdbReader, LmdbWriter, write_json_atomic
 from omniges.device import is_main_process
@@ -23,13 +23,15 @@ from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae
 log = logging.getLogger("omniges.tokenizer")
 
 
+VAL_WINDOWS = 4096  # validation uses at most this many windows, evenly spaced and fixed
+
+
 def part_windows(
     clips: LmdbReader, part: str, *, splits: tuple[str, ...], length: int, stride: int, mean: np.ndarray,
     std: np.ndarray,
-) -> np.ndarray:
-    """Normalised (N, length, D) windows of one part from the clips of `splits`."""
-    windows = clip_windows(clips, splits=splits, length=length, stride=stride, array=lambda r: r["parts"][part])
-    return ((windows - mean) / std).astype(np.float32)
+) -> WindowSource:
+    """Normalised (length, D) windows of one part over the clips of `splits`, read from the cache on demand."""
+    return WindowSource(clips, splits=splits, length=length, stride=stride, path=f"parts/{part}", mean=mean, std=std)
 
 
 def report_layout(part: str, face_jaw: bool) -> dict[str, Any]:
@@ -67,6 +69,7 @@ def build_tokenizer(
     net = RVQVAE(**config)
     windows = {split: part_windows(clips, part, splits=splits, length=window, stride=stride, mean=mean, std=std)
                for split, splits in (("train", ("train", "additional")), ("val", ("val",)))}
+    windows["val"] = windows["val"].subset(VAL_WINDOWS)
     if import_path:
         net.load_checkpoint(import_path, strict=True)
         metrics: dict[str, Any] = {"imported": import_path}

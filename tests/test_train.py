@@ -31,11 +31,11 @@ def loss_fn(model, batch, task, generator):
     return {"loss": loss, "mse": loss}
 
 
-def make(tmp_path, steps=12):
+def make(tmp_path, steps=12, num_workers=0):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.1), torch.nn.Linear(16, 2))
     config = TrainConfig(steps=steps, batch_size=8, lr=1e-2, warmup_steps=3, checkpoint_every=5, val_every=6,
-                         log_every=2, tasks={"a2g": 0.5, "g2a": 0.5})
+                         log_every=2, tasks={"a2g": 0.5, "g2a": 0.5}, num_workers=num_workers)
     return Trainer(model, train_set=Toy(), val_set=Toy(), collate=collate, loss_fn=loss_fn, config=config,
                    out_dir=tmp_path)
 
@@ -73,6 +73,25 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
         torch.testing.assert_close(resumed.state()["model"][key], value, rtol=0, atol=0)
     for key, value in straight.ema.shadow.items():
         torch.testing.assert_close(resumed.ema.shadow[key], value, rtol=0, atol=0)
+
+
+def test_loader_workers_build_the_batches_of_the_training_loop_and_resume_exactly(tmp_path):
+    trainer = make(tmp_path / "a", steps=12)
+    shards = list(trainer.loader(12))
+    assert len(shards) == 12
+    for step, batch in enumerate(shards):
+        expected = collate([trainer.train_set[i] for i in batch_indices(step, size=40, batch_size=8, seed=0)])
+        torch.testing.assert_close(batch["x"], expected["x"], rtol=0, atol=0)
+    inline = make(tmp_path / "b")
+    for _ in range(12):
+        inline.train_step()  # batches built in the loop, no DataLoader
+    killed = make(tmp_path / "c", num_workers=2)
+    killed.fit(stop_after=5, progress=False)
+    resumed = make(tmp_path / "c", num_workers=2)
+    assert resumed.resume() and resumed.loader(12).batch_sampler.start == 5
+    resumed.fit(progress=False)
+    for key, value in inline.state()["model"].items():
+        torch.testing.assert_close(resumed.state()["model"][key], value, rtol=0, atol=0)
 
 
 def test_latent_velocity_loss_scores_token_to_token_changes_on_valid_steps():

@@ -50,7 +50,8 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16
     gradient_accumulation_steps: int = 1
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader workers building batches ahead of the step (0: in the training process)
+    prefetch_factor: int = 2  # batches each worker keeps ready
     tasks: dict[str, float] = field(default_factory=lambda: {"a2g": 1.0})
     task_mode: str = "probability"
 
@@ -112,6 +113,26 @@ def batch_indices(step: int, *, size: int, batch_size: int, seed: int, rank: int
         order = np.resize(order, global_batch)
     start = offset * global_batch + rank * batch_size
     return order[start : start + batch_size].tolist()
+
+
+class StepShards(torch.utils.data.Sampler):
+    """This process's batch indices for steps [start, stop), `micro_steps` shards a step, as `train_step` takes
+    them: a DataLoader over it builds the same batches in workers, ahead of use (each rank reads its own shards)."""
+
+    def __init__(self, *, start: int, stop: int, size: int, batch_size: int, seed: int, process: int, processes: int,
+                 micro_steps: int):
+        self.start, self.stop, self.size, self.batch_size, self.seed = start, stop, size, batch_size, seed
+        self.process, self.processes, self.micro_steps = process, processes, micro_steps
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start) * self.micro_steps
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            for micro in range(self.micro_steps):
+                yield batch_indices(step, size=self.size, batch_size=self.batch_size, seed=self.seed,
+                                    rank=self.process * self.micro_steps + micro,
+                                    world=self.processes * self.micro_steps)
 
 
 class EMA:
@@ -215,8 +236,24 @@ class Trainer:
     def effective_batch(self) -> int:
         return effective_batch(self.config.batch_size, self.accelerator)
 
-    def train_step(self) -> dict[str, float]:
-        """One optimizer step over the global batch; losses are means over every process and micro-step."""
+    def loader(self, stop: int) -> torch.utils.data.DataLoader:
+        """Batches of this process from the current step to `stop`, built by `num_workers` workers (pinned for a
+        GPU, prefetched): the same batches, in the same order, as building them in the training loop."""
+        cfg, acc = self.config, self.accelerator
+        shards = StepShards(start=self.step, stop=stop, size=len(self.train_set), batch_size=cfg.batch_size,
+                            seed=cfg.seed, process=acc.process_index, processes=acc.num_processes,
+                            micro_steps=acc.gradient_accumulation_steps)
+        workers = cfg.num_workers
+        return torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=shards, collate_fn=self.collate, num_workers=workers,
+            pin_memory=acc.device.type == "cuda", prefetch_factor=cfg.prefetch_factor if workers else None,
+            persistent_workers=False,
+        )
+
+    def train_step(self, batches=None) -> dict[str, float]:
+        """One optimizer step over the global batch; losses are means over every process and micro-step.
+
+        `batches` (an iterator over `loader`) supplies this step's shards; without it they are built here."""
         cfg, acc = self.config, self.accelerator
         task = self.sampler.task_at(self.step)
         micro_steps = acc.gradient_accumulation_steps
@@ -224,9 +261,12 @@ class Trainer:
         totals: dict[str, torch.Tensor] = {}
         for micro in range(micro_steps):
             shard = acc.process_index * micro_steps + micro
-            indices = batch_indices(self.step, size=len(self.train_set), batch_size=cfg.batch_size, seed=cfg.seed,
-                                    rank=shard, world=acc.num_processes * micro_steps)
-            batch = self._batch(self.train_set, indices)
+            if batches is None:
+                indices = batch_indices(self.step, size=len(self.train_set), batch_size=cfg.batch_size,
+                                        seed=cfg.seed, rank=shard, world=acc.num_processes * micro_steps)
+                batch = self._batch(self.train_set, indices)
+            else:
+                batch = to_device(next(batches), acc.device)
             generator = self._generator(self.step, shard)
             with acc.accumulate(self.model):
                 with acc.autocast():
@@ -272,8 +312,9 @@ class Trainer:
         quiet = not progress or not self.accelerator.is_main_process
         bar = tqdm(total=target, initial=self.step, desc="train", disable=quiet)
         window_start, window_samples, metrics = time.perf_counter(), 0, {}
+        batches = iter(self.loader(target))
         while self.step < target:
-            metrics = self.train_step()
+            metrics = self.train_step(batches)
             window_samples += self.effective_batch
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == target:

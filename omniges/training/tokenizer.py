@@ -23,7 +23,7 @@ from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae
 log = logging.getLogger("omniges.tokenizer")
 
 
-VAL_WINDOWS = 4096  # validation uses at most this many windows, evenly spaced and fixed
+VAL_WINDOWS = 1024  # validation uses at most this many windows, evenly spaced and fixed
 
 
 def part_windows(

@@ -92,7 +92,8 @@ def loader_rate(workdir: Path, workers: int, batches: int = 12) -> float:
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        dataset = OmnigesDataset("data/cache", split=["train", "additional"], length=FULL_WINDOW, stride=32)
+        dataset = OmnigesDataset("data/cache", split=["train", "additional"], length=FULL_WINDOW, stride=32,
+                                 raw=True)  # as the trainer reads it: normalised on the device
         shards = StepShards(start=0, stop=batches + 2, size=len(dataset), batch_size=FULL_BATCH, seed=0, process=0,
                             processes=1, micro_steps=1)
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=shards, collate_fn=collate, num_workers=workers,

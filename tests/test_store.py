@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from omniges.data.body import PART_NAMES
-from omniges.data.dataset import OmnigesDataset, WindowSource, window_starts
+from omniges.data.dataset import OmnigesDataset, WindowSource, collate, window_starts
 from omniges.data.store import CacheError, LmdbReader, LmdbWriter
 from omniges.models.rvqvae import RVQVAE
 from omniges.training.rvqvae_train import train_rvqvae
@@ -178,3 +178,16 @@ def test_rvqvae_training_streamed_equals_training_on_the_stacked_windows(tmp_pat
     assert results[0][0] == results[1][0]
     for a, b in zip(results[0][1], results[1][1], strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_raw_batches_normalised_on_the_device_equal_normalised_items(tmp_path):
+    fake_cache(tmp_path, {"a": 400, "b": 130, "c": 40})
+    plain = OmnigesDataset(tmp_path, split="train", length=64, stride=32)
+    raw = OmnigesDataset(tmp_path, split="train", length=64, stride=32, raw=True)
+    assert raw[0]["wavlm"].dtype == np.float16 and raw[0]["part_face"].dtype == np.float32
+    ids = [0, 3, len(raw) - 1]  # the last window is the short clip "c": padded frames
+    expected = collate([plain[i] for i in ids])
+    got = raw.normalizer()(collate([raw[i] for i in ids]))
+    assert not expected["frame_mask"].all()
+    for key in ("wavlm", "mfcc", "text", "part_upper", "part_lower_trans"):
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)

@@ -100,11 +100,6 @@ class WindowSource:
         return self[ids].numpy()
 
 
-def normalize(values: np.ndarray, stats: dict[str, np.ndarray], name: str) -> np.ndarray:
-    """(T, D) features standardised with the train statistics stored by the features stage."""
-    return ((values.astype(np.float32) - stats[f"{name}_mean"]) / stats[f"{name}_std"]).astype(np.float32)
-
-
 def pool_tokens(frames: np.ndarray) -> np.ndarray:
     """(T, D) per-frame values -> (T/4, D) means over each 4-frame group."""
     return frames.reshape(-1, FRAMES_PER_TOKEN, frames.shape[-1]).mean(1)
@@ -115,14 +110,44 @@ def token_words(word_ids: np.ndarray) -> np.ndarray:
     return word_ids.reshape(-1, FRAMES_PER_TOKEN)[:, FRAMES_PER_TOKEN // 2 - 1]
 
 
+class BatchNormalizer:
+    """Standardises a collated batch where it is (on the training device): float16 audio features and raw part
+    targets become float32 `(x - mean) / std`, zero on padded frames, exactly what normalising each item would give."""
+
+    def __init__(self, stats: dict[str, tuple[np.ndarray, np.ndarray]]):
+        self.stats = {key: (torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32))
+                      for key, (mean, std) in stats.items()}
+        self._on: dict[tuple[str, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out = dict(batch)
+        for key, (mean, std) in self.stats.items():
+            if key not in batch:
+                continue
+            value = batch[key]
+            if (key, value.device) not in self._on:
+                self._on[key, value.device] = (mean.to(value.device), std.to(value.device))
+            mean, std = self._on[key, value.device]
+            valid = batch["frame_mask"][..., None].to(torch.float32)
+            out[key] = (value.to(torch.float32) - mean) / std * valid
+        if "text" in batch:
+            out["text"] = batch["text"].to(torch.float32)
+        return out
+
+
 class OmnigesDataset(Dataset):
-    """Windows of one split: audio features, text features and word ids, gesture latents, codes and parts."""
+    """Windows of one split: audio features, text features and word ids, gesture latents, codes and parts.
+
+    With `raw=True` items keep the cache's float16 audio features and un-normalised part targets (half the bytes,
+    no float work in loader workers); `normalizer()` then standardises each collated batch on the device."""
 
     def __init__(
         self, cache_dir: str | Path, *, split: str | list[str], length: int, stride: int,
         part_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, with_parts: bool = True,
+        raw: bool = False,
     ):
         """`part_stats` normalise the part targets as the tokenizer does (default: the corpus's stats.npz)."""
+        self.raw = raw
         cache_dir = Path(cache_dir)
         splits = [split] if isinstance(split, str) else list(split)
         self.clips = LmdbReader(cache_dir / "clips.lmdb")
@@ -161,9 +186,9 @@ class OmnigesDataset(Dataset):
         item: dict[str, np.ndarray | str | int] = {
             "clip_id": clip,
             "start": window.start,
-            "wavlm": normalize(feats.rows(clip, "wavlm", a, b), self.audio_stats, "wavlm"),
-            "mfcc": normalize(feats.rows(clip, "mfcc", a, b), self.audio_stats, "mfcc"),
-            "text": feats.rows(clip, "text", ta, tb).astype(np.float32),
+            "wavlm": feats.rows(clip, "wavlm", a, b),
+            "mfcc": feats.rows(clip, "mfcc", a, b),
+            "text": feats.rows(clip, "text", ta, tb),
             "word_ids": feats.rows(clip, "word_ids", ta, tb).astype(np.int64),
             "has_text": np.bool_(self.has_text[clip]),
             "gesture": np.concatenate(
@@ -173,9 +198,21 @@ class OmnigesDataset(Dataset):
         }
         if self.with_parts:
             for part in PART_NAMES:
-                mean, std = self.stats[part]
-                item[f"part_{part}"] = ((self.clips.rows(clip, f"parts/{part}", a, b) - mean) / std).astype(np.float32)
+                item[f"part_{part}"] = self.clips.rows(clip, f"parts/{part}", a, b)
+        if not self.raw:
+            for key, (mean, std) in self._item_stats().items():
+                if key in item:
+                    item[key] = ((item[key].astype(np.float32) - mean) / std).astype(np.float32)
+            item["text"] = item["text"].astype(np.float32)
         return item
+
+    def _item_stats(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        audio = {name: (self.audio_stats[f"{name}_mean"], self.audio_stats[f"{name}_std"]) for name in ("wavlm", "mfcc")}
+        return audio | {f"part_{part}": self.stats[part] for part in PART_NAMES}
+
+    def normalizer(self) -> BatchNormalizer:
+        """What standardises this dataset's raw batches on the device (the item statistics, as tensors)."""
+        return BatchNormalizer(self._item_stats())
 
 
 TOKEN_KEYS = ("text", "word_ids", "gesture", "codes", "token_mask")  # 7.5 per second; everything else is 30 fps

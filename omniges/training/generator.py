@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from omniges.data.body import PART_NAMES
-from omniges.data.dataset import FRAMES_PER_TOKEN, OmnigesDataset, collate, crop_batch
+from omniges.data.dataset import FRAMES_PER_TOKEN, BatchNormalizer, OmnigesDataset, collate, crop_batch
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.features.text import Vocabulary
 from omniges.models.flow import RectifiedFlow
@@ -76,11 +76,13 @@ def random_crop(batch: dict[str, Any], min_tokens: int, generator: torch.Generat
 
 
 def make_loss_fn(flow: RectifiedFlow, processor: GestureProcessor, weights: LossWeights, *, min_tokens: int = 0,
-                 batch_tokens: int = 0):
+                 batch_tokens: int = 0, normalize: BatchNormalizer | None = None):
     """loss_fn(model, batch, task, generator) for the Trainer; training batches are cut to random lengths of at
-    least `min_tokens` tokens (validation sees whole windows)."""
+    least `min_tokens` tokens (validation sees whole windows). `normalize` standardises raw batches first."""
 
     def loss_fn(model, batch, task, generator):
+        if normalize is not None:
+            batch = normalize(batch)
         if model.training and min_tokens:
             batch = random_crop(batch, min_tokens, generator, batch_tokens=batch_tokens)
         inputs = flow_batch(batch)
@@ -126,9 +128,11 @@ def train_generator(
     processor = GestureProcessor.load(rvqvae_dir, cache_dir / "stats.npz", latent_scale=latent_scale,
                                       face_jaw=face_jaw)
     part_stats = processor.part_stats()
+    # raw items (float16 audio features, un-normalised parts): loader workers move half the bytes, and the
+    # standardisation runs on the training device inside the loss
     train_set = OmnigesDataset(cache_dir, split=["train", "additional"], length=window, stride=stride,
-                               part_stats=part_stats)
-    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window, part_stats=part_stats)
+                               part_stats=part_stats, raw=True)
+    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window, part_stats=part_stats, raw=True)
     vocab = Vocabulary.load(cache_dir / "vocab.json")
     text_dim = train_set.features.meta["text_dim"]
     config = model_config(model["size"], model.get("overrides", {}), text_dim=text_dim, vocab_size=len(vocab))
@@ -141,7 +145,7 @@ def train_generator(
     digest = config_hash(settings)
     trainer = Trainer(net, train_set=train_set, val_set=val_set, collate=collate,
                       loss_fn=make_loss_fn(rectified, processor, weights, min_tokens=min_window // FRAMES_PER_TOKEN,
-                                           batch_tokens=batch_tokens),
+                                           batch_tokens=batch_tokens, normalize=train_set.normalizer()),
                       config=train_cfg, out_dir=out_dir, log_metrics=log_metrics, device=device)
     acc = trainer.accelerator
     marker = out_dir / "checkpoints" / "settings.json"

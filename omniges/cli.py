@@ -254,9 +254,7 @@ def export_cmd(motion: str, bvh: str | None, npz: str | None, no_jaw: bool) -> N
     outputs = {}
     for option, value, suffix in (("--bvh", bvh, ".bvh"), ("--npz", npz, ".npz")):
         if value:
-            if Path(value).suffix.lower() != suffix:
-                raise click.BadParameter(f"{value} must end in {suffix}", param_hint=option)
-            outputs[suffix] = _check_out(value)
+            outputs[suffix] = _check_out(value, suffix, option)
     data = _read_motion(motion)
     if ".bvh" in outputs:
         write_bvh(outputs[".bvh"], data["poses"], data["trans"], jaw=not no_jaw)

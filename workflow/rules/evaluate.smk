@@ -11,7 +11,6 @@ rule evaluate:
         "omniges/evaluation/sync.py",
         "omniges/evaluation/iconic.py",
         "omniges/evaluation/evaluator.py",
-        "omniges/render/skeleton.py",
         "omniges/inference.py",
         "results/models/{experiment}/model.pt",
         "results/evaluator.pth",

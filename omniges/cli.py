@@ -186,15 +186,17 @@ def with_generation_options(func):
               help="Optional Praat TextGrid with word timings (better than --transcript).")
 @click.option("--out", required=True, help="Output video (.mp4) with the speech as its sound track.")
 @click.option("--npz", default=None, help="Also export the motion as a BEAT2 / SMPL-X .npz.")
+@click.option("--bvh", default=None, help="Also export the motion as a BVH of the SMPL-X skeleton (Blender).")
 @with_generation_options
-def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, checkpoint: str,
-             steps: int | None, guidance: float | None, seed: int) -> None:
-    """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz)."""
+def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, bvh: str | None,
+             checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+    """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz / a BVH)."""
     from omniges.features.audio import SAMPLE_RATE, AudioError
     from omniges.inference import a2g_to_files, load_speech
 
     out_path = _check_out(out, ".mp4")
-    motion_files = {".npz": _check_out(npz, ".npz", "--npz")} if npz else {}
+    motion_files = {suffix: _check_out(value, suffix, f"--{suffix[1:]}")
+                    for suffix, value in ((".npz", npz), (".bvh", bvh)) if value}
     try:
         wave = load_speech(audio)
     except AudioError as error:

@@ -64,13 +64,15 @@ def test_every_stage_runs_and_the_cli_uses_its_outputs(workdir, monkeypatch):
     runner = CliRunner()
     wav = next(Path("data/synthetic/wave16k").glob("*.wav"))
     result = runner.invoke(main, ["generate", "--audio", str(wav), "--out", "talk.mp4", "--npz", "talk.npz",
-                                  "--steps", "1"])
+                                  "--bvh", "talk.bvh", "--steps", "1"])
     assert result.exit_code == 0, result.output
     from omniges.data.beat2 import read_motion
     from omniges.render.video import probe_media
 
     motion = read_motion("talk.npz")
     media = probe_media("talk.mp4")
+    bvh = Path("talk.bvh").read_text()
+    assert bvh.startswith("HIERARCHY") and f"Frames: {len(motion['poses'])}" in bvh
     assert media["has_audio"] and abs(media["duration_video"] - len(motion["poses"]) / 30) < 0.1
     assert runner.invoke(main, ["transcribe", "--motion", "talk.npz"]).exit_code == 0
     assert runner.invoke(main, ["voice", "--motion", "talk.npz", "--out", "v.wav"]).exit_code == 0

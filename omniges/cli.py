@@ -53,11 +53,13 @@ def params_set(assignments: tuple[str, ...], path: str) -> None:
 @click.option("--target", default="all", show_default=True, help="Snakemake target (all, train_a2g, ...).")
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would run.")
 def demo(jobs: int, target: str, dry_run: bool) -> None:
-    """Run the whole pipeline (Snakemake) on the data params.yaml names; the embedded corpus by default."""
+    """Run the whole pipeline (Snakemake) on the data params.yaml names; the embedded corpus by default.
+
+    What Snakemake built is then recorded in dvc.lock (`dvc commit`), so `dvc status` agrees that it is up to date.
+    """
     if not Path("Snakefile").is_file():
         raise click.ClickException("run `omniges demo` from the repository root (no Snakefile here)")
-    exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
-    command = [exe, "--profile", "workflow/profiles/local", "--cores", str(jobs), target]
+    command = [_venv_tool("snakemake"), "--profile", "workflow/profiles/local", "--cores", str(jobs), target]
     if dry_run:
         command.append("-n")
     click.echo("$ " + " ".join(command))
@@ -65,7 +67,37 @@ def demo(jobs: int, target: str, dry_run: bool) -> None:
     if result.returncode:
         raise click.ClickException(f"pipeline failed (exit {result.returncode}); see logs/ for the stage logs")
     if not dry_run:
+        _record_in_dvc(target)
         _print_outputs()
+
+
+def _venv_tool(name: str) -> str:
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or name
+
+
+def dvc_stage(target: str) -> str | None:
+    """The dvc.yaml stage of a Snakemake target (`train_a2g` -> `train@a2g`); None for `all` (every stage)."""
+    if target == "all":
+        return None
+    import yaml
+
+    stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+    aliases = {f"{name}_{item}": f"{name}@{item}"
+               for name, stage in stages.items() for item in stage.get("foreach", [])}
+    return aliases.get(target, target)  # a plain stage name or an output path: dvc resolves it
+
+
+def _record_in_dvc(target: str) -> None:
+    """`dvc commit` the stages the Snakemake target built (and their upstream), so the two runners agree."""
+    if not Path("dvc.yaml").is_file() or not Path(".dvc").is_dir():
+        return
+    stage = dvc_stage(target)
+    command = [_venv_tool("dvc"), "commit", "--force", "--quiet", *(["--with-deps", stage] if stage else [])]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise click.ClickException(f"the pipeline ran, but `{' '.join(command[1:])}` failed: {reason[0]}")
+    click.echo(f"recorded in dvc.lock ({stage or 'every stage'}): `dvc status` is clean, `dvc metrics show` works")
 
 
 def _print_outputs() -> None:
@@ -154,15 +186,17 @@ def with_generation_options(func):
               help="Optional Praat TextGrid with word timings (better than --transcript).")
 @click.option("--out", required=True, help="Output video (.mp4) with the speech as its sound track.")
 @click.option("--npz", default=None, help="Also export the motion as a BEAT2 / SMPL-X .npz.")
+@click.option("--bvh", default=None, help="Also export the motion as a BVH of the SMPL-X skeleton (Blender).")
 @with_generation_options
-def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, checkpoint: str,
-             steps: int | None, guidance: float | None, seed: int) -> None:
-    """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz)."""
+def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, bvh: str | None,
+             checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+    """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz / a BVH)."""
     from omniges.features.audio import SAMPLE_RATE, AudioError
     from omniges.inference import a2g_to_files, load_speech
 
     out_path = _check_out(out, ".mp4")
-    motion_files = {".npz": _check_out(npz, ".npz", "--npz")} if npz else {}
+    motion_files = {suffix: _check_out(value, suffix, f"--{suffix[1:]}")
+                    for suffix, value in ((".npz", npz), (".bvh", bvh)) if value}
     try:
         wave = load_speech(audio)
     except AudioError as error:
@@ -254,9 +288,7 @@ def export_cmd(motion: str, bvh: str | None, npz: str | None, no_jaw: bool) -> N
     outputs = {}
     for option, value, suffix in (("--bvh", bvh, ".bvh"), ("--npz", npz, ".npz")):
         if value:
-            if Path(value).suffix.lower() != suffix:
-                raise click.BadParameter(f"{value} must end in {suffix}", param_hint=option)
-            outputs[suffix] = _check_out(value)
+            outputs[suffix] = _check_out(value, suffix, option)
     data = _read_motion(motion)
     if ".bvh" in outputs:
         write_bvh(outputs[".bvh"], data["poses"], data["trans"], jaw=not no_jaw)

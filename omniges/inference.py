@@ -27,6 +27,7 @@ import torch
 from omniges.data.body import PART_NAMES, split_parts
 from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
 from omniges.device import native_bfloat16, resolve_device, to_device
+from omniges.export import write_bvh, write_npz
 from omniges.features.audio import (
     SAMPLE_RATE,
     AudioError,
@@ -332,20 +333,10 @@ class Omniges:
         return getattr(self, task)(**kwargs)
 
 
-def save_npz(path: str | Path, motion: dict[str, np.ndarray]) -> Path:
-    """BEAT2 / SMPL-X npz (poses 165, trans, expressions, betas, model, gender, mocap_frame_rate), atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, poses=motion["poses"].astype(np.float32), trans=motion["trans"].astype(np.float64),
-             expressions=motion["expressions"].astype(np.float64), betas=motion["betas"].astype(np.float32),
-             model="smplx2020", gender="neutral", mocap_frame_rate=np.array(FPS))
-    tmp.replace(path)
-    return path
-
-
 # motion file formats `omniges generate` and `omniges serve` write, by extension: one line per format
 MOTION_WRITERS: dict[str, Callable[[Path, dict[str, np.ndarray]], Any]] = {
-    ".npz": save_npz,
+    ".npz": write_npz,
+    ".bvh": lambda path, motion: write_bvh(path, motion["poses"], motion["trans"]),
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from omniges.config import Params
-from omniges.tracking import stage_run
+from omniges.tracking import StageRun, stage_run
 
 log = logging.getLogger("omniges")
 CACHE = Path("data/cache")
@@ -176,7 +176,22 @@ def train(params: Params, experiment: str) -> dict[str, Any]:
         )
         run.log_metrics(summary)
         run.log_artifact(out / "train_metrics.json")
+        register_generator(run, experiment, out / "model.pt")
     return summary
+
+
+def register_generator(run: StageRun, experiment: str, checkpoint: Path, *, cache_dir: Path = CACHE,
+                       rvqvae_dir: Path = Path("results/rvqvae")) -> str | None:
+    """Log a generator with what loading it needs (tokenizer, stats, vocabulary) as model `omniges-<experiment>`.
+
+    A version downloaded to D loads with `Omniges.load(D / 'model.pt', cache_dir=D / 'cache', rvqvae_dir=D / 'rvqvae')`.
+    """
+    run.log_artifact(checkpoint, "model")
+    for path in (cache_dir / "stats.npz", cache_dir / "vocab.json"):
+        run.log_artifact(path, "model/cache")
+    run.log_artifact(rvqvae_dir, "model/rvqvae")
+    return run.register_model(f"omniges-{experiment}", "model",
+                              description=f"Omniges generator of experiment {experiment} (results/models/{experiment})")
 
 
 def _load_model(params: Params, experiment: str):

@@ -2,7 +2,8 @@
 
 The store is local by default (`sqlite:///mlflow.db` next to params.yaml); `MLFLOW_TRACKING_URI`
 or `tracking.uri` in params.yaml point it elsewhere. `OMNIGES_TRACKING=0` turns logging off; in a multi-process
-(DDP) launch only rank 0 logs.
+(DDP) launch only rank 0 logs. Trained generators are registered models (one name per experiment), so `mlflow ui`
+lists them under Models.
 """
 
 from __future__ import annotations
@@ -62,6 +63,21 @@ class StageRun:
         if self._mlflow:
             self._mlflow.set_tag(key, value)
 
+    def register_model(self, name: str, artifact_path: str, description: str = "") -> str | None:
+        """Register this run's artifacts under `artifact_path` as a new version of model `name`; its version."""
+        if not self._mlflow:
+            return None
+        client = self._mlflow.MlflowClient()
+        try:
+            client.get_registered_model(name)
+        except self._mlflow.exceptions.MlflowException:
+            client.create_registered_model(name, description=description)
+        run_id = self._mlflow.active_run().info.run_id
+        version = client.create_model_version(name, source=self._mlflow.get_artifact_uri(artifact_path),
+                                              run_id=run_id, description=description)
+        log.info("registered model %s version %s (run %s)", name, version.version, run_id)
+        return str(version.version)
+
 
 def tracking_uri(configured: str = "", root: str | Path = ".") -> str:
     """Environment first, then params, then the local sqlite store."""
@@ -79,6 +95,7 @@ def stage_run(
     if os.environ.get("OMNIGES_TRACKING", "1") == "0" or int(os.environ.get("RANK", "0")) != 0:
         yield StageRun(None)
         return
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline: no usage reports
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)

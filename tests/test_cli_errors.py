@@ -98,3 +98,15 @@ def test_silent_audio_generates_idle_motion_with_a_note(tmp_path, tiny_checkpoin
     assert motion["poses"].shape == (30, 165) and np.isfinite(motion["poses"]).all()
     media = probe_media("idle.mp4")
     assert media["has_audio"] and abs(media["duration_video"] - 1.0) < 0.1
+
+
+def test_serve_refuses_a_missing_checkpoint_or_one_without_a2g(tmp_path):
+    from conftest import write_tiny_checkpoint
+
+    missing = CliRunner().invoke(main, ["serve", "--checkpoint", str(tmp_path / "none.pt")])
+    one_line_error(missing, "none.pt", "no trained model")
+    g2t = write_tiny_checkpoint(tmp_path / "g2t", experiment="g2t", tasks=("g2t",))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(g2t.parents[3])  # the checkpoint's tokenizer and vocabulary are found from here
+        result = CliRunner().invoke(main, ["serve", "--checkpoint", "results/models/g2t/model.pt"])
+    one_line_error(result, "results/models/g2t/model.pt", "not a2g")

@@ -83,10 +83,11 @@ def test_export_command(tmp_path: Path, real: dict[str, np.ndarray]) -> None:
     assert "45 frames at 30 fps" in result.output
     assert (tmp_path / "o.bvh").read_text().startswith("HIERARCHY\nROOT pelvis")
     np.testing.assert_array_equal(read_motion(tmp_path / "o.npz")["poses"], real["poses"])
-    for args, message in (([], "give --bvh and/or --npz"), (["--bvh", str(tmp_path / "o.txt")], "must end in .bvh"),
-                          (["--bvh", str(tmp_path / "nowhere" / "o.bvh")], "does not exist")):
+    for args, message, code in (([], "give --bvh and/or --npz", 2),
+                                (["--bvh", str(tmp_path / "o.txt")], "give a name ending in .bvh", 1),
+                                (["--bvh", str(tmp_path / "nowhere" / "o.bvh")], "does not exist", 1)):
         result = runner.invoke(main, ["export", str(source), *args])
-        assert result.exit_code == 2 and message in result.output, result.output
+        assert result.exit_code == code and message in result.output, result.output
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip")
     result = runner.invoke(main, ["export", str(broken), "--bvh", str(tmp_path / "b.bvh")])

@@ -64,13 +64,15 @@ def test_every_stage_runs_and_the_cli_uses_its_outputs(workdir, monkeypatch):
     runner = CliRunner()
     wav = next(Path("data/synthetic/wave16k").glob("*.wav"))
     result = runner.invoke(main, ["generate", "--audio", str(wav), "--out", "talk.mp4", "--npz", "talk.npz",
-                                  "--steps", "1"])
+                                  "--bvh", "talk.bvh", "--steps", "1"])
     assert result.exit_code == 0, result.output
     from omniges.data.beat2 import read_motion
     from omniges.render.video import probe_media
 
     motion = read_motion("talk.npz")
     media = probe_media("talk.mp4")
+    bvh = Path("talk.bvh").read_text()
+    assert bvh.startswith("HIERARCHY") and f"Frames: {len(motion['poses'])}" in bvh
     assert media["has_audio"] and abs(media["duration_video"] - len(motion["poses"]) / 30) < 0.1
     assert runner.invoke(main, ["transcribe", "--motion", "talk.npz"]).exit_code == 0
     assert runner.invoke(main, ["voice", "--motion", "talk.npz", "--out", "v.wav"]).exit_code == 0
@@ -105,14 +107,20 @@ def venv_env() -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_snakemake_runs_the_whole_dag_and_is_a_no_op_after(tmp_path):
-    """The real workflow in a clone of the repo: `all`, then a dry run that has nothing to do."""
+def test_omniges_demo_runs_the_whole_dag_and_both_runners_agree_after(tmp_path):
+    """`omniges demo` (Snakemake) in a clone of the repo: then Snakemake has nothing to do and `dvc status` is clean."""
     work = tiny_clone(tmp_path)
-    exe = str(Path(sys.executable).parent / "snakemake")
-    subprocess.run([exe, "-c2", "all"], cwd=work, check=True, capture_output=True, env=venv_env())
-    dry = subprocess.run([exe, "-n", "-c2", "all"], cwd=work, check=True, capture_output=True, text=True,
-                         env=venv_env()).stdout
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([str(bin_dir / "omniges"), "demo"], cwd=work, check=True, capture_output=True, env=venv_env())
+    dry = subprocess.run([str(bin_dir / "snakemake"), "-n", "-c2", "all"], cwd=work, check=True, capture_output=True,
+                         text=True, env=venv_env()).stdout
     assert "Nothing to be done" in dry
+    status = subprocess.run([str(bin_dir / "dvc"), "status"], cwd=work, check=True, capture_output=True, text=True,
+                            env=venv_env()).stdout
+    assert "up to date" in status.lower(), status
+    metrics = subprocess.run([str(bin_dir / "dvc"), "metrics", "show", "--json"], cwd=work, check=True,
+                             capture_output=True, text=True, env=venv_env()).stdout
+    assert "results/metrics/multitask.json" in json.loads(metrics)[""]["data"]
 
 
 @pytest.mark.slow

@@ -50,12 +50,14 @@ def test_a_request_over_http_returns_a_video_with_sound_and_the_motion(server, r
         stages.update(p.desc for p in job.status().progress_data or [])
         time.sleep(0.02)
     video, files = job.result()
-    known = {"generating motion", "writing the motion files", "rendering the video", "render speech.mp4"}
+    known = {"generating motion", "writing the motion files", "rendering the video", "render speech.mp4",
+             "Loading weights"}  # the last: transformers building the (lazily loaded) WavLM on the first request
     assert stages and stages <= known, stages  # gr.Progress (and the renderer's tqdm bar) reach the client
     media = probe_media(video)
     assert media["has_audio"] and abs(media["duration_video"] - 2.0) < 0.1
-    assert [Path(f).suffix for f in files] == [".npz"]
+    assert [Path(f).suffix for f in files] == [".npz", ".bvh"]
     motion = read_motion(files[0])
+    assert Path(files[1]).read_text().startswith("HIERARCHY") and "Frames: 60" in Path(files[1]).read_text()
     assert motion["poses"].shape == (60, 165) and np.isfinite(motion["poses"]).all()
 
     short = tmp_path / "short.wav"

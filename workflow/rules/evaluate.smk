@@ -8,6 +8,9 @@ rule evaluate:
         "omniges/evaluation/report.py",
         "omniges/evaluation/metrics.py",
         "omniges/data/kinematics.py",
+        "omniges/evaluation/sync.py",
+        "omniges/evaluation/iconic.py",
+        "omniges/evaluation/evaluator.py",
         "omniges/inference.py",
         "results/models/{experiment}/model.pt",
         "results/evaluator.pth",
@@ -33,6 +36,7 @@ rule render:
         "omniges/render/skeleton.py",
         "omniges/render/framing.py",
         "omniges/data/kinematics.py",
+        "omniges/render/smplx_mesh.py",
         "omniges/inference.py",
         "results/models/{experiment}/model.pt",
     output:

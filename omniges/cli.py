@@ -79,7 +79,17 @@ CHECKPOINT_HELP = "Trained model (default: results/models/multitask/model.pt; tr
 DEFAULT_CHECKPOINT = "results/models/multitask/model.pt"
 
 
-def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int):
+def _device(device: str | None) -> str:
+    """--device, else compute.device of params.yaml (auto without one)."""
+    from omniges.config import load_params
+
+    if device:
+        return device
+    return load_params().compute.device if Path("params.yaml").is_file() else "auto"
+
+
+def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int, device: str | None = None):
+    from omniges.device import DeviceError, resolve_device
     from omniges.inference import GenerationSettings, ModelNotTrainedError, Omniges
 
     settings = GenerationSettings.from_params()
@@ -89,8 +99,9 @@ def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int
     if guidance is not None:
         settings.guidance, settings.task_guidance = guidance, {}
     try:
-        return Omniges.load(checkpoint, settings=settings)
-    except ModelNotTrainedError as error:
+        target = str(resolve_device(_device(device)))
+        return Omniges.load(checkpoint, settings=settings, device=target)
+    except (ModelNotTrainedError, DeviceError) as error:
         raise click.ClickException(str(error)) from None
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(f"cannot load {checkpoint}: {error}") from None
@@ -144,6 +155,7 @@ generation_options = [
     click.option("--steps", type=click.IntRange(1, 64), default=None, help="Sampler steps (default: params)."),
     click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale (default: params)."),
     click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (same seed, same motion)."),
+    click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default: compute.device in params)."),
 ]
 
 
@@ -163,7 +175,7 @@ def with_generation_options(func):
 @click.option("--npz", default=None, help="Also export the motion as a BEAT2 / SMPL-X .npz.")
 @with_generation_options
 def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, checkpoint: str,
-             steps: int | None, guidance: float | None, seed: int) -> None:
+             steps: int | None, guidance: float | None, seed: int, device: str | None) -> None:
     """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz)."""
     from omniges.features.audio import SAMPLE_RATE, AudioError, load_audio
     from omniges.render.video import render_comparison
@@ -174,7 +186,7 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
         wave = load_audio(audio, SAMPLE_RATE)
     except AudioError as error:
         raise click.ClickException(str(error)) from None
-    model = _model(checkpoint, steps, guidance, seed)
+    model = _model(checkpoint, steps, guidance, seed, device)
     words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE)
     motion = model.a2g(wave, words)
     if npz_path:
@@ -187,9 +199,10 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
 @main.command()
 @click.option("--motion", required=True, type=click.Path(dir_okay=False), help="BEAT2 / SMPL-X motion .npz.")
 @with_generation_options
-def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int,
+               device: str | None) -> None:
     """G2T: the words a gesture sequence most likely accompanied."""
-    model = _model(checkpoint, steps, guidance, seed)
+    model = _model(checkpoint, steps, guidance, seed, device)
     click.echo(" ".join(model.g2t(_read_motion(motion))))
 
 
@@ -197,12 +210,13 @@ def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float 
 @click.option("--motion", required=True, type=click.Path(dir_okay=False), help="BEAT2 / SMPL-X motion .npz.")
 @click.option("--out", required=True, help="Output .wav (16 kHz mono).")
 @with_generation_options
-def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int,
+          device: str | None) -> None:
     """G2A: speech-like audio for a gesture sequence (Griffin-Lim from the generated MFCC)."""
     import soundfile as sf
 
     out_path = _check_out(out)
-    model = _model(checkpoint, steps, guidance, seed)
+    model = _model(checkpoint, steps, guidance, seed, device)
     wave = model.g2a(_read_motion(motion))
     tmp = out_path.with_name(out_path.name + ".tmp.wav")
     sf.write(tmp, wave, 16000)

@@ -217,6 +217,16 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step over the global batch; losses are means over every process and micro-step."""
+        return self._reduce(self._step())
+
+    def _reduce(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Means over the processes (a collective: every process calls it at the same steps)."""
+        names = sorted(losses)
+        means = self.accelerator.reduce(torch.stack([losses[k] for k in names]), reduction="mean").tolist()
+        return dict(zip(names, means, strict=True))
+
+    def _step(self) -> dict[str, torch.Tensor]:
+        """One optimizer step; this process's losses (means over its micro-steps), left on the device."""
         cfg, acc = self.config, self.accelerator
         task = self.sampler.task_at(self.step)
         micro_steps = acc.gradient_accumulation_steps
@@ -241,9 +251,7 @@ class Trainer:
         self.scheduler.step()
         self.ema.update(acc.unwrap_model(self.model), self.step)
         self.step += 1
-        names = sorted(totals)
-        means = acc.reduce(torch.stack([totals[k] for k in names]), reduction="mean").tolist()
-        return {f"train/{task}/{k}": v for k, v in zip(names, means, strict=True)}
+        return {f"train/{task}/{k}": v for k, v in totals.items()}
 
     @torch.no_grad()
     def validate(self, max_batches: int = 8) -> dict[str, float]:
@@ -273,10 +281,11 @@ class Trainer:
         bar = tqdm(total=target, initial=self.step, desc="train", disable=quiet)
         window_start, window_samples, metrics = time.perf_counter(), 0, {}
         while self.step < target:
-            metrics = self.train_step()
+            losses = self._step()  # reduced (a device sync) only on the steps that log
             window_samples += self.effective_batch
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == target:
+                metrics = self._reduce(losses)
                 elapsed = time.perf_counter() - window_start
                 metrics.update({
                     "lr": self.scheduler.get_last_lr()[0],

@@ -33,17 +33,18 @@ def accelerate_exe() -> str:
     return beside or shutil.which("accelerate") or "accelerate"
 
 
-def launch_command(script: list[str], *, gpus: int, nodes: int, env: Mapping[str, str], node: bool = False
-                   ) -> list[str]:
+def launch_command(script: list[str], *, gpus: int, nodes: int, env: Mapping[str, str], node: bool = False,
+                   cpus: int = 1) -> list[str]:
     """The command that runs `script` on `nodes` x `gpus` processes in the SLURM job described by `env`
-    (`node`: this is already the per-node task of a multi-node job)."""
+    (`node`: this is already the per-node task of a multi-node job, which gets `cpus` CPUs and the GPUs)."""
     if gpus < 1 or nodes < 1:
         raise ValueError(f"--gpus and --nodes must be >= 1, got {gpus} and {nodes}")
     if "SLURM_JOB_ID" not in env or gpus * nodes == 1:
         return [sys.executable, *script]
     if nodes > 1 and not node:
         per_node = [sys.executable, "-m", "omniges.launch", "--gpus", str(gpus), "--nodes", str(nodes), "--node"]
-        return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--overlap", *per_node, *script]
+        step = [f"--nodes={nodes}", "--ntasks-per-node=1", f"--cpus-per-task={cpus}", f"--gres=gpu:{gpus}"]
+        return ["srun", *step, *per_node, *script]
     port = PORT_BASE + int(env["SLURM_JOB_ID"]) % 1000
     machine = ["--num_machines", str(nodes), "--machine_rank", env.get("SLURM_NODEID", "0"),
                "--main_process_ip", first_host(env.get("SLURM_JOB_NODELIST", "localhost")),
@@ -55,11 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpus", type=int, default=1, help="GPUs (processes) per node")
     parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--cpus", type=int, default=1, help="CPUs of each node's task (multi-node)")
     parser.add_argument("--node", action="store_true", help="internal: this is the per-node task of a multi-node job")
     parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     parser.add_argument("script", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    command = launch_command(args.script, gpus=args.gpus, nodes=args.nodes, env=os.environ, node=args.node)
+    command = launch_command(args.script, gpus=args.gpus, nodes=args.nodes, env=os.environ, node=args.node,
+                             cpus=args.cpus)
     if args.dry_run:
         print(" ".join(command))
         return

@@ -76,7 +76,7 @@ def test_slurm_profile_gives_training_gpus_from_params(repo):
     assert f"--gres=gpu:{slurm['gpus_per_node']}" in call and f"-p {slurm['partition']}" in call
     assert f"--mem {slurm['mem_mb']}" in call and f"-t {slurm['runtime']}" in call
     assert "--cpus-per-task" in call
-    launch = "python -m omniges.launch --gpus 1 --nodes 1 stages/train.py --experiment multitask"
+    launch = f"python -m omniges.launch --gpus 1 --nodes 1 --cpus {slurm['cpus_per_task']} stages/train.py --exp"
     assert launch in jobs["train"]["shell"]
     assert jobs["rvqvae"]["resources"]["gres"] == "gpu:1"
 
@@ -91,12 +91,14 @@ def test_slurm_two_nodes_of_four_gpus(repo, tmp_path):
     assert "--ntasks-per-gpu" not in call
     shell = jobs["train"]["shell"]
     script = re.search(r"omniges.launch (.*?) 2>&1", shell).group(1).split()
-    assert script[:4] == ["--gpus", "4", "--nodes", "2"]
-    # the batch step starts one task per node; each task launches its node's 4 processes of 8
-    env = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu[07-08]"}
-    outer = launch_command(script[4:], gpus=4, nodes=2, env=env)
-    assert outer[:4] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--overlap"] and "--node" in outer
-    inner = launch_command(script[4:], gpus=4, nodes=2, env={**env, "SLURM_NODEID": "1"}, node=True)
+    assert script[:6] == ["--gpus", "4", "--nodes", "2", "--cpus", "8"]
+    # the batch step starts one task per node (with its CPUs and GPUs); each launches its node's 4 processes of 8
+    env = {"SLURM_JOB_ID": "4242"}
+    outer = launch_command(script[6:], gpus=4, nodes=2, env=env, cpus=8)
+    assert outer[:5] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=8", "--gres=gpu:4"]
+    assert "--node" in outer
+    task_env = {**env, "SLURM_NODEID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]"}  # set by srun for each task
+    inner = launch_command(script[6:], gpus=4, nodes=2, env=task_env, node=True)
     flags = dict(zip(inner[2::2], inner[3::2], strict=False))
     assert inner[1:3] == ["launch", "--multi_gpu"]
     assert " ".join(inner).endswith("stages/train.py --experiment multitask")

@@ -47,7 +47,7 @@ rule train:
         "logs/train_{experiment}.log",
     shell:
         "OMP_NUM_THREADS={threads} python -m omniges.launch --gpus {params.gpus} --nodes {params.nodes} "
-        "stages/train.py --experiment {wildcards.experiment} 2>&1 | tee {log}"
+        "--cpus {resources.cpus_per_task} stages/train.py --experiment {wildcards.experiment} 2>&1 | tee {log}"
 
 
 for _experiment in EXPERIMENTS:

@@ -40,8 +40,9 @@ def workdir(tmp_path_factory):
     """A directory with params.yaml and the cache the generator trains on (demo-size model)."""
     path = tmp_path_factory.mktemp("distributed")
     shutil.copy(ROOT / "params.yaml", path / "params.yaml")
-    cwd = os.getcwd()
+    cwd, threads = os.getcwd(), torch.get_num_threads()
     os.chdir(path)
+    torch.set_num_threads(1)  # module fixtures run before conftest's single_thread
     try:
         params = load_params("params.yaml", CACHE)
         pipeline.synthesize(params)
@@ -52,6 +53,7 @@ def workdir(tmp_path_factory):
         pipeline.cache_latents(params)
     finally:
         os.chdir(cwd)
+        torch.set_num_threads(threads)
     return path
 
 
@@ -176,7 +178,6 @@ def test_ddp_resume_after_kill_equals_uninterrupted_run(ddp_run, workdir):
     assert_close_metrics(train_summary(ddp_run), train_summary(resume))
 
 
-@pytest.mark.slow
 def test_rvqvae_two_processes_train_one_tokenizer(workdir):
     """2-process RVQVAE training (codebook EMA summed over processes) against 1 process x 2 micro-batches."""
     overrides = ["rvqvae.model.width=32", "rvqvae.train.steps=40", "rvqvae.train.batch_size=8",

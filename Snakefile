@@ -5,6 +5,7 @@
 configfile: "params.yaml"
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/tokenizer.smk"

@@ -111,7 +111,17 @@ CHECKPOINT_HELP = "Trained model (default: results/models/multitask/model.pt; tr
 DEFAULT_CHECKPOINT = "results/models/multitask/model.pt"
 
 
-def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int):
+def _device(device: str | None) -> str:
+    """--device, else compute.device of params.yaml (auto without one)."""
+    from omniges.config import load_params
+
+    if device:
+        return device
+    return load_params().compute.device if Path("params.yaml").is_file() else "auto"
+
+
+def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int, device: str | None = None):
+    from omniges.device import DeviceError, resolve_device
     from omniges.inference import CheckpointError, GenerationSettings, ModelNotTrainedError, Omniges
 
     settings = GenerationSettings.from_params()
@@ -121,8 +131,9 @@ def _model(checkpoint: str, steps: int | None, guidance: float | None, seed: int
     if guidance is not None:
         settings.guidance, settings.task_guidance = guidance, {}
     try:
-        return Omniges.load(checkpoint, settings=settings)
-    except (ModelNotTrainedError, CheckpointError) as error:
+        target = str(resolve_device(_device(device)))
+        return Omniges.load(checkpoint, settings=settings, device=target)
+    except (ModelNotTrainedError, CheckpointError, DeviceError) as error:
         raise click.ClickException(str(error)) from None
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(f"cannot load {checkpoint}: {error}") from None
@@ -163,11 +174,14 @@ def _words(transcript: str | None, textgrid: str | None, seconds: float) -> list
     return None
 
 
+DEVICE_OPTION = click.option("--device", default=None,
+                             help="auto | cpu | cuda | cuda:N (default: compute.device in params).")
 generation_options = [
     click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP),
     click.option("--steps", type=click.IntRange(1, 64), default=None, help="Sampler steps (default: params)."),
     click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale (default: params)."),
     click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (same seed, same motion)."),
+    DEVICE_OPTION,
 ]
 
 
@@ -189,7 +203,7 @@ def with_generation_options(func):
 @click.option("--bvh", default=None, help="Also export the motion as a BVH of the SMPL-X skeleton (Blender).")
 @with_generation_options
 def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, bvh: str | None,
-             checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+             checkpoint: str, steps: int | None, guidance: float | None, seed: int, device: str | None) -> None:
     """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz / a BVH)."""
     from omniges.features.audio import SAMPLE_RATE, AudioError
     from omniges.inference import a2g_to_files, load_speech
@@ -201,7 +215,7 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
         wave = load_speech(audio)
     except AudioError as error:
         raise click.ClickException(str(error)) from None
-    model = _model(checkpoint, steps, guidance, seed)
+    model = _model(checkpoint, steps, guidance, seed, device)
     words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE)
     motion = a2g_to_files(model, wave, words, out_path, motion_files)
     for path in motion_files.values():
@@ -213,11 +227,12 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
 @click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-def serve(checkpoint: str, host: str, port: int) -> None:
+@DEVICE_OPTION
+def serve(checkpoint: str, host: str, port: int, device: str | None) -> None:
     """A2G web app (Gradio, offline): speech in; a video with sound and the motion files out."""
     from omniges.serve import launch
 
-    model = _model(checkpoint, None, None, 0)
+    model = _model(checkpoint, None, None, 0, device)
     if "a2g" not in model.tasks:
         raise click.ClickException(f"{checkpoint}: trained for {sorted(model.tasks)}, not a2g; serve the multitask "
                                    "or a2g model")
@@ -228,9 +243,10 @@ def serve(checkpoint: str, host: str, port: int) -> None:
 @main.command()
 @click.option("--motion", required=True, type=click.Path(dir_okay=False), help="BEAT2 / SMPL-X motion .npz.")
 @with_generation_options
-def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int,
+               device: str | None) -> None:
     """G2T: the words a gesture sequence most likely accompanied."""
-    model = _model(checkpoint, steps, guidance, seed)
+    model = _model(checkpoint, steps, guidance, seed, device)
     click.echo(" ".join(model.g2t(_read_motion(motion))))
 
 
@@ -238,12 +254,13 @@ def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float 
 @click.option("--motion", required=True, type=click.Path(dir_okay=False), help="BEAT2 / SMPL-X motion .npz.")
 @click.option("--out", required=True, help="Output .wav (16 kHz mono).")
 @with_generation_options
-def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int) -> None:
+def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int,
+          device: str | None) -> None:
     """G2A: speech-like audio for a gesture sequence (Griffin-Lim from the generated MFCC)."""
     import soundfile as sf
 
     out_path = _check_out(out, ".wav")
-    model = _model(checkpoint, steps, guidance, seed)
+    model = _model(checkpoint, steps, guidance, seed, device)
     wave = model.g2a(_read_motion(motion))
     tmp = out_path.with_name(out_path.name + ".tmp.wav")
     sf.write(tmp, wave, 16000)

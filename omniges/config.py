@@ -127,7 +127,7 @@ class RvqvaeParams(Strict):
 
 
 class SlurmParams(Strict):
-    """Resources the SLURM profile asks for per training job (workflow/rules/train.smk reads them)."""
+    """Resources the SLURM profile asks for per training job (workflow/rules/common.smk reads them)."""
 
     partition: str = "gpu"
     nodes: int = Field(1, ge=1)

@@ -19,4 +19,12 @@ def parse(description: str, extra: list[tuple[str, dict]] | None = None) -> tupl
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return load_params(args.params, {k: yaml.safe_load(v) for k, v in overrides.items()}), args
+    params = load_params(args.params, {k: yaml.safe_load(v) for k, v in overrides.items()})
+    if params.compute.device.startswith("cuda"):  # a missing GPU is one line before any work starts
+        from omniges.device import DeviceError, resolve_device
+
+        try:
+            resolve_device(params.compute.device)
+        except DeviceError as error:
+            parser.exit(2, f"{args.params}: {error}\n")
+    return params, args

@@ -43,23 +43,29 @@ def test_every_stage_runs_and_the_cli_uses_its_outputs(workdir, monkeypatch):
     params = load_params("params.yaml", TINY)
     assert pipeline.synthesize(params)["clips"] == 8
     assert pipeline.preprocess(params)["clips_written"] == 8
-    assert pipeline.features(params)["wavlm_random_init"] is True
+    features = pipeline.features(params)
+    assert features["wavlm_random_init"] is True and features["device"] == "cpu"
     for part in PART_NAMES:
         assert np.isfinite(pipeline.rvqvae(params, part)["val_report_l1"])
-    assert set(pipeline.cache_latents(params)["latent_scale"]) == set(PART_NAMES)
-    pipeline.train_evaluator(params)
+    assert json.loads(Path("results/rvqvae/upper.json").read_text())["metrics"]["device"] == "cpu"
+    latents = pipeline.cache_latents(params)
+    assert set(latents["latent_scale"]) == set(PART_NAMES) and latents["device"] == "cpu"
+    assert pipeline.train_evaluator(params)["device"] == "cpu"
     experiment = {"steps": 3, "tasks": {"a2g": 0.4, "t2g": 0.2, "g2t": 0.2, "g2a": 0.2}}
     params = load_params("params.yaml", {**TINY, "training.experiments": {"multitask": experiment}})
     summary = pipeline.train(params, "multitask")
     assert summary["steps"] == 3 and Path("results/models/multitask/model.pt").is_file()
+    assert json.loads(Path("results/models/multitask/train_metrics.json").read_text())["summary"]["device"] == "cpu"
     results = pipeline.evaluate(params, "multitask")
     assert set(results["tasks"]) == {"a2g", "t2g", "g2t", "g2a"}
     a2g = results["tasks"]["a2g"]
     assert {"generated", "ground_truth", "random_clip", "mean_pose"} <= set(a2g)
     assert a2g["ground_truth"]["l1div"] > 1.0 > 1e-9 > a2g["mean_pose"]["l1div"]
-    assert json.loads(Path("results/metrics/multitask.json").read_text())["tasks"]["g2t"]["generated"]["bleu"] >= 0
+    metrics = json.loads(Path("results/metrics/multitask.json").read_text())
+    assert metrics["tasks"]["g2t"]["generated"]["bleu"] >= 0 and metrics["device"] == "cpu"
     videos = pipeline.render(params, "multitask")
     assert len(videos) == 4 and all(v.stat().st_size > 0 for v in videos)
+    assert {v["device"] for v in json.loads(Path("results/videos/multitask/index.json").read_text())} == {"cpu"}
 
     runner = CliRunner()
     wav = next(Path("data/synthetic/wave16k").glob("*.wav"))

@@ -148,6 +148,7 @@ def train_generator(
                                            batch_tokens=batch_tokens, normalize=train_set.normalizer()),
                       config=train_cfg, out_dir=out_dir, log_metrics=log_metrics, device=device)
     acc = trainer.accelerator
+    processor.to(acc.device)  # the frozen tokenizer's decoders give the pose-space losses, next to the model
     marker = out_dir / "checkpoints" / "settings.json"
     same_settings = marker.exists() and json.loads(marker.read_text()).get("hash") == digest
     acc.wait_for_everyone()  # every process has decided before rank 0 changes the folder

@@ -120,7 +120,7 @@ def train_rvqvae(
     wrapped, optimizer = acc.prepare(model, optimizer)
     shards = acc.num_processes * gradient_accumulation_steps
     history: list[dict[str, float]] = []
-    totals: dict[str, float] = {}
+    totals: dict[str, Tensor] = {}  # summed on the device over the log window, reduced when logged
     start = time.perf_counter()
     model.train()
     bar = tqdm(range(steps), desc="rvqvae", disable=not progress or not acc.is_main_process)
@@ -149,14 +149,13 @@ def train_rvqvae(
             for key, value in micro_terms.items():
                 terms[key] = terms.get(key, 0.0) + value.detach().float() / gradient_accumulation_steps
         schedule.step()
-        means = acc.reduce(torch.stack(list(terms.values())), reduction="mean").tolist()
-        for key, value in zip(terms, means, strict=True):
+        for key, value in terms.items():
             totals[key] = totals.get(key, 0.0) + value
         if (step + 1) % log_every == 0 or step + 1 == steps:
             count = (step % log_every) + 1
-            record = dict(
-                step=step + 1, lr=schedule.get_last_lr()[0], **{k: v / count for k, v in totals.items()}
-            )
+            means = acc.reduce(torch.stack(list(totals.values())), reduction="mean").tolist()
+            averages = {k: v / count for k, v in zip(totals, means, strict=True)}
+            record = dict(step=step + 1, lr=schedule.get_last_lr()[0], **averages)
             history.append(record)
             totals = {}
             bar.set_postfix(rec=f"{record['rec']:.4f}", ppl=f"{record['perplexity']:.1f}")

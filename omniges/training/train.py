@@ -254,6 +254,16 @@ class Trainer:
         """One optimizer step over the global batch; losses are means over every process and micro-step.
 
         `batches` (an iterator over `loader`) supplies this step's shards; without it they are built here."""
+        return self._reduce(self._step(batches))
+
+    def _reduce(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Means over the processes (a collective: every process calls it at the same steps)."""
+        names = sorted(losses)
+        means = self.accelerator.reduce(torch.stack([losses[k] for k in names]), reduction="mean").tolist()
+        return dict(zip(names, means, strict=True))
+
+    def _step(self, batches=None) -> dict[str, torch.Tensor]:
+        """One optimizer step; this process's losses (means over its micro-steps), left on the device."""
         cfg, acc = self.config, self.accelerator
         task = self.sampler.task_at(self.step)
         micro_steps = acc.gradient_accumulation_steps
@@ -281,9 +291,7 @@ class Trainer:
         self.scheduler.step()
         self.ema.update(acc.unwrap_model(self.model), self.step)
         self.step += 1
-        names = sorted(totals)
-        means = acc.reduce(torch.stack([totals[k] for k in names]), reduction="mean").tolist()
-        return {f"train/{task}/{k}": v for k, v in zip(names, means, strict=True)}
+        return {f"train/{task}/{k}": v for k, v in totals.items()}
 
     @torch.no_grad()
     def validate(self, max_batches: int = 8) -> dict[str, float]:
@@ -314,10 +322,11 @@ class Trainer:
         window_start, window_samples, metrics = time.perf_counter(), 0, {}
         batches = iter(self.loader(target))
         while self.step < target:
-            metrics = self.train_step(batches)
+            losses = self._step(batches)  # reduced (a device sync) only on the steps that log
             window_samples += self.effective_batch
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == target:
+                metrics = self._reduce(losses)
                 elapsed = time.perf_counter() - window_start
                 metrics.update({
                     "lr": self.scheduler.get_last_lr()[0],

@@ -17,6 +17,8 @@ rule rvqvae:
     params:
         rvqvae=config["rvqvae"],
     threads: 1
+    resources:
+        **gpu_resources(gpus=1, nodes=1),
     log:
         "logs/rvqvae_{part}.log",
     shell:

@@ -43,11 +43,16 @@ rule train:
         model=config["model"],
         flow=config["flow"],
         training=config["training"],
+        gpus=GPUS,
+        nodes=NODES,
     threads: 1
+    resources:
+        **gpu_resources(),
     log:
         "logs/train_{experiment}.log",
     shell:
-        "OMP_NUM_THREADS={threads} python stages/train.py --experiment {wildcards.experiment} 2>&1 | tee {log}"
+        "OMP_NUM_THREADS={threads} python -m omniges.launch --gpus {params.gpus} --nodes {params.nodes} "
+        "--cpus {resources.cpus_per_task} stages/train.py --experiment {wildcards.experiment} 2>&1 | tee {log}"
 
 
 for _experiment in EXPERIMENTS:

@@ -117,6 +117,14 @@ class TrackingParams(Strict):
     uri: str = ""
 
 
+class RenderParams(Strict):
+    clips: int = Field(2, ge=1)
+    seconds: float = Field(12.0, gt=0)
+    size: int = Field(320, ge=32)
+    smplx_model: str = ""
+    style: Literal["mannequin", "skeleton"] = "mannequin"
+
+
 class Params(BaseModel):
     """Every parameter of the project. Sections not modelled yet stay as plain dicts (`extra`)."""
 
@@ -126,6 +134,7 @@ class Params(BaseModel):
     features: FeaturesParams = FeaturesParams()
     rvqvae: RvqvaeParams = RvqvaeParams()
     tracking: TrackingParams = TrackingParams()
+    render: RenderParams = RenderParams()
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as a plain dict (for logging and for sections without a model)."""

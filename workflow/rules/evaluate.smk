@@ -31,6 +31,7 @@ rule render:
         "omniges/render/compare.py",
         "omniges/render/video.py",
         "omniges/render/skeleton.py",
+        "omniges/render/mannequin.py",
         "omniges/render/framing.py",
         "omniges/data/kinematics.py",
         "omniges/inference.py",

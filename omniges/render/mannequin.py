@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from omniges.data.body import EYE_JOINTS
-from omniges.render.framing import HEAD_JOINT, NECK_JOINT, Framing, fit_framing
+from omniges.render.framing import HEAD_JOINT, NECK_JOINT, Framing, JointRenderer
 
 _SKIN, _SHIRT, _TROUSERS, _SHOES = (224, 182, 150), (66, 106, 166), (74, 80, 96), (52, 48, 48)
 _EYE, _MOUTH = (35, 30, 30), (96, 22, 32)
@@ -97,7 +97,7 @@ def capsules_of(joints: np.ndarray, jaw_opening: float = 0.0) -> tuple[np.ndarra
     return caps, np.array([m for *_, m in ends], dtype=np.int64)
 
 
-class MannequinRenderer:
+class MannequinRenderer(JointRenderer):
     """Shaded capsule body with a floor, readable hands and a jaw-driven mouth; same interface as the skeleton."""
 
     def __init__(
@@ -107,10 +107,6 @@ class MannequinRenderer:
         self.background = background
         self._font = ImageFont.load_default(size=max(12, height // 28))
         self._backdrops: dict[Framing, np.ndarray] = {}
-
-    def framing(self, joints: np.ndarray | list[np.ndarray]) -> Framing:
-        """Framing that fits one sequence (T,55,3) or several (shared camera across panels)."""
-        return fit_framing(joints, self.width, self.height)
 
     def _backdrop(self, framing: Framing) -> np.ndarray:
         """Wall and floor with the horizon a little above the ground line (uint8 H, W, 3), cached per framing."""
@@ -236,21 +232,3 @@ class MannequinRenderer:
         image[rows, cols] = _PALETTE[(material.astype(np.int32) * _LEVELS + level) * _SHINES + shine]
         outline = edge & ~covered
         image[outline] = image[outline] // 2
-
-
-    def render_sequence(
-        self,
-        joints: np.ndarray,
-        jaw: np.ndarray | None = None,
-        expressions: np.ndarray | None = None,
-        *,
-        title: str | None = None,
-        framing: Framing | None = None,
-    ) -> np.ndarray:
-        """Joints (T,55,3), jaw (T,3) -> uint8 frames (T, H, W, 3)."""
-        joints = np.asarray(joints, dtype=np.float64)
-        framing = framing or self.framing(joints)
-        return np.stack(
-            [self.render_frame(joints[t], framing, None if jaw is None else jaw[t], None, title)
-             for t in range(len(joints))]
-        )

@@ -133,8 +133,8 @@ class Params(BaseModel):
     data: DataParams = DataParams()
     features: FeaturesParams = FeaturesParams()
     rvqvae: RvqvaeParams = RvqvaeParams()
-    tracking: TrackingParams = TrackingParams()
     render: RenderParams = RenderParams()
+    tracking: TrackingParams = TrackingParams()
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as a plain dict (for logging and for sections without a model)."""

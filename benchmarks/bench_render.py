@@ -1,4 +1,4 @@
-"""Rendering speed on the real BEAT2 clip: skeleton frames/s at 512x512, H.264 encode frames/s, full comparison.
+"""Rendering speed on the real BEAT2 clip: mannequin and skeleton frames/s at 512x512, H.264 encode, comparison.
 
 Usage: python benchmarks/bench_render.py [results/benchmarks/render.json] [--frames 300]
 """
@@ -20,6 +20,7 @@ import torch
 
 from omniges.data.kinematics import forward_kinematics
 from omniges.data.store import write_json_atomic
+from omniges.render.mannequin import MannequinRenderer
 from omniges.render.skeleton import SkeletonRenderer
 from omniges.render.video import render_comparison, write_video
 
@@ -61,6 +62,15 @@ def main() -> None:
     single = _timed(lambda: [draw(t) for t in range(frames)])
     with ThreadPoolExecutor(args.threads) as pool:
         pooled = _timed(lambda: list(pool.map(draw, range(frames))))
+    mannequin = MannequinRenderer(512, 512)
+
+    def shade(t: int) -> np.ndarray:
+        return mannequin.render_frame(joints[t], framing, poses[t, 66:69])
+
+    mannequin.render_sequence(joints[:5], poses[:5, 66:69], framing=framing)  # warm-up
+    shaded_single = _timed(lambda: [shade(t) for t in range(frames)])
+    with ThreadPoolExecutor(args.threads) as pool:
+        shaded_pooled = _timed(lambda: list(pool.map(shade, range(frames))))
     images = renderer.render_sequence(joints, poses[:, 66:69], expressions, framing=framing)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,8 +99,11 @@ def main() -> None:
         "fk_frames_per_s": len(data["poses"]) / fk_seconds,
         "skeleton_frames_per_s": frames / single,
         "skeleton_frames_per_s_thread_pool": frames / pooled,
+        "mannequin_frames_per_s": frames / shaded_single,
+        "mannequin_frames_per_s_thread_pool": frames / shaded_pooled,
         "encode_h264_frames_per_s": frames / encode,
         "comparison_2x512_with_audio_frames_per_s": frames / compare,
+        "comparison_style": "mannequin",
     }
     output = Path(args.output)
     write_json_atomic(output, record)

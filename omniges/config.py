@@ -147,6 +147,14 @@ class TrackingParams(Strict):
     uri: str = ""
 
 
+class RenderParams(Strict):
+    clips: int = Field(2, ge=1)
+    seconds: float = Field(12.0, gt=0)
+    size: int = Field(320, ge=32)
+    smplx_model: str = ""
+    style: Literal["mannequin", "skeleton"] = "mannequin"
+
+
 class Params(BaseModel):
     """Every parameter of the project. Sections not modelled yet stay as plain dicts (`extra`)."""
 
@@ -155,6 +163,7 @@ class Params(BaseModel):
     data: DataParams = DataParams()
     features: FeaturesParams = FeaturesParams()
     rvqvae: RvqvaeParams = RvqvaeParams()
+    render: RenderParams = RenderParams()
     tracking: TrackingParams = TrackingParams()
     compute: ComputeParams = ComputeParams()
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omniges.data.body import PART_NAMES, split_parts
+from omniges.data.body import PART_NAMES, bound_root_drift, split_parts
 from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
 from omniges.device import native_bfloat16, resolve_device, to_device
 from omniges.export import write_bvh, write_npz
@@ -86,8 +86,11 @@ class GenerationSettings:
     window_tokens: int = 0  # gesture tokens per generation window; 0 = the checkpoint's training window
     overlap_tokens: int = 4
     seed: int = 0
+    root_horizon_s: float = 10.0  # root x/z drift re-centred over this horizon (0 = plain integration)
 
     def __post_init__(self) -> None:
+        if self.root_horizon_s < 0:
+            raise ValueError(f"generation.root_horizon_s must be >= 0, got {self.root_horizon_s}")
         guided = sorted(task for task, stream in TASK_GENERATES.items() if stream != "text")
         unknown = sorted(set(self.task_guidance) - set(guided))
         if unknown:
@@ -268,6 +271,7 @@ class Omniges:
             parts = self.processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)
         parts = {p: v[:, :n_frames] for p, v in parts.items()}
         poses, trans, expressions = self.processor.to_smplx(parts)
+        trans = bound_root_drift(trans, s.root_horizon_s * FPS)
         return {"poses": poses, "trans": trans, "expressions": expressions, "betas": np.zeros(300, np.float32)}
 
     def a2g(self, wave: np.ndarray, words: Words | None = None, *, seed: int | None = None, steps: int | None = None,

@@ -19,7 +19,8 @@ def test_repo_params_validate():
     ("override", "key"),
     [({"data.source": "kinect"}, "data.source"), ({"data.fps": 25}, "data.fps"),
      ({"data.synthetic.speakers": 0}, "data.synthetic.speakers"), ({"data.splits": ["val"]}, "data.splits"),
-     ({"data.typo_key": 1}, "data.typo_key")],
+     ({"data.typo_key": 1}, "data.typo_key"), ({"render.style": "cartoon"}, "render.style"),
+     ({"render.typo": 1}, "render.typo")],
 )
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ParamsError, match=key.replace(".", r"\.")):

@@ -1,7 +1,10 @@
-"""Export: the BVH re-read by a PyPI parser (bvhio) matches the project's FK; the npz and `omniges export`."""
+"""Export: the BVH re-read by a PyPI parser (bvhio) and by Blender matches the project's FK; npz; the CLI."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import bvhio
@@ -92,3 +95,40 @@ def test_export_command(tmp_path: Path, real: dict[str, np.ndarray]) -> None:
     broken.write_bytes(b"not a zip")
     result = runner.invoke(main, ["export", str(broken), "--bvh", str(tmp_path / "b.bvh")])
     assert result.exit_code == 1 and "broken.npz" in result.output and "Traceback" not in result.output
+
+
+BLENDER_CHECK = '''
+import builtins, json, sys
+_open = builtins.open
+builtins.open = lambda f, mode="r", *a, **k: _open(f, mode.replace("U", ""), *a, **k)  # Debian 3.4 importer
+import bpy
+bvh, expected = sys.argv[-2], json.load(open(sys.argv[-1]))
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.import_anim.bvh(filepath=bvh, axis_forward="Y", axis_up="Z", rotate_mode="NATIVE", use_fps_scale=False,
+                        update_scene_fps=True)
+arm = next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
+worst = 0.0
+for f in range(len(next(iter(expected.values())))):
+    bpy.context.scene.frame_set(f + 1)
+    for name, path in expected.items():
+        head = arm.matrix_world @ arm.pose.bones[name].head
+        worst = max(worst, max(abs(head[i] - path[f][i]) for i in range(3)))
+print(f"RESULT {len(arm.pose.bones)} {bpy.context.scene.render.fps} {worst}")
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed (apt-get install blender)")
+def test_blender_imports_the_bvh(tmp_path: Path, real: dict[str, np.ndarray]) -> None:
+    """Blender's own BVH importer: 53 bones at 30 fps whose heads follow the project's FK."""
+    path = write_bvh(tmp_path / "clip.bvh", real["poses"][:30], real["trans"][:30])
+    fk = forward_kinematics(real["poses"][:30], real["trans"][:30])
+    expected = tmp_path / "fk.json"
+    expected.write_text(json.dumps({JOINT_NAMES[j]: fk[:, j].tolist() for j in bvh_joints()}))
+    script = tmp_path / "check.py"
+    script.write_text(BLENDER_CHECK)
+    run = subprocess.run(["blender", "-b", "--python", str(script), "--", str(path), str(expected)],
+                         capture_output=True, text=True, timeout=600)
+    line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT"))
+    bones, fps, worst = line.split()[1:]
+    assert (int(bones), int(fps)) == (53, 30) and float(worst) < 1e-4

@@ -10,6 +10,7 @@ import pytest
 from omniges.data.body import NUM_JOINTS
 from omniges.data.kinematics import REST_JOINTS, SMPLX_PARENTS, forward_kinematics, rest_joints_from_model
 from omniges.render.framing import PART_COLORS, PART_OF_JOINT
+from omniges.render.mannequin import MATERIALS, MOUTH, SHIRT, SKIN, MannequinRenderer, capsules_of
 from omniges.render.skeleton import SkeletonRenderer
 from omniges.render.video import compose_panels, probe_media, render_comparison, write_video
 
@@ -97,6 +98,70 @@ def test_compose_and_render_comparison(tmp_path: Path) -> None:
     info = probe_media(path)
     assert info["width"] == 256 and info["duration_video"] == pytest.approx(1.5)
     assert info["duration_audio"] == pytest.approx(1.5, abs=1 / 30)
+
+
+def _near(frame: np.ndarray, material: int) -> np.ndarray:
+    """Pixels of a mannequin material at any brightness: its hue is the nearest, and the pixel is not grey."""
+    color = frame.astype(np.float64).reshape(-1, 3) / 255.0
+    color = color - color.mean(-1, keepdims=True)
+    hues = MATERIALS - MATERIALS.mean(-1, keepdims=True)
+    cosine = (color @ hues.T) / np.maximum(np.linalg.norm(color, axis=-1, keepdims=True), 1e-9)
+    cosine /= np.linalg.norm(hues, axis=-1)
+    colourful = np.ptp(frame.astype(np.float64).reshape(-1, 3), axis=-1) > 25
+    return ((cosine.argmax(-1) == material) & colourful).reshape(frame.shape[:-1])
+
+
+def test_mannequin_draws_a_shaded_body_on_a_floor() -> None:
+    renderer = MannequinRenderer(192, 192)
+    poses = np.zeros((2, 165))
+    poses[1, 16 * 3 + 2] = np.pi / 2  # left arm straight up
+    joints = forward_kinematics(poses)
+    framing = renderer.framing(joints)
+    frames = renderer.render_sequence(joints, framing=framing, title="t")
+    assert frames.shape == (2, 192, 192, 3) and frames.dtype == np.uint8
+    background = renderer.render_sequence(joints[:1] + 100.0, framing=framing)[0]  # the figure far out of view
+    body = (np.abs(frames[0].astype(int) - background.astype(int)).sum(-1) > 30).mean()
+    assert 0.05 < body < 0.5
+    shirt = _near(frames[0], SHIRT)
+    assert shirt.sum() > 200
+    brightness = frames[0].astype(float).sum(-1)[shirt]
+    assert brightness.max() - brightness.min() > 150  # lit and shaded sides, not a flat fill
+    wrist = framing.project(joints[1, 20]).astype(int)
+    raised = frames[1][max(wrist[1] - 6, 0) : wrist[1] + 6, wrist[0] - 6 : wrist[0] + 6]
+    assert _near(raised, SKIN).sum() > 10  # the raised hand is drawn where FK puts it
+    feet_row = int(framing.project(joints[0, 10])[1]) + 3
+    under, aside = background[feet_row, 96].astype(int), frames[0][feet_row, 96].astype(int)
+    assert (aside < under).all()  # contact shadow under the body
+
+
+def test_mannequin_jaw_opens_the_mouth_and_depth_orders_parts() -> None:
+    renderer = MannequinRenderer(256, 256)
+    poses = np.zeros((2, 165))
+    poses[1, 66] = 0.08
+    joints = forward_kinematics(poses)
+    frames = renderer.render_sequence(joints, poses[:, 66:69])
+    mouth = [_near(f, MOUTH).sum() for f in frames]
+    assert mouth[1] > 2 * mouth[0] > 0
+    caps, materials = capsules_of(joints[0])
+    assert len(caps) == len(materials) and (caps[:, 6:] > 0).all()
+    crossed = np.zeros((1, 165))
+    crossed[0, 16 * 3 + 1] = -np.pi / 2  # left upper arm points forward
+    crossed[0, 18 * 3 + 1] = -np.pi / 2  # forearm folds across the front of the chest
+    arm = forward_kinematics(crossed)
+    framing = renderer.framing(joints)
+    u, v = framing.project((arm[0, 18] + arm[0, 20]) / 2).astype(int)
+    rest, folded = (renderer.render_sequence(j, framing=framing)[0][v - 1 : v + 2, u - 1 : u + 2]
+                    for j in (joints[:1], arm))
+    assert _near(rest, SHIRT).all() and _near(folded, SKIN).all()  # the nearer forearm hides the chest
+
+
+def test_render_comparison_styles(tmp_path: Path) -> None:
+    clip = {"poses": np.zeros((6, 165)), "trans": np.zeros((6, 3)), "expressions": np.zeros((6, 100))}
+    with pytest.raises(ValueError, match="unknown render style 'cartoon'"):
+        render_comparison(tmp_path / "x.mp4", {"a": clip}, size=64, style="cartoon", progress=False)
+    for style in ("mannequin", "skeleton"):
+        path = render_comparison(tmp_path / f"{style}.mp4", {"a": clip}, size=64, style=style, progress=False)
+        assert probe_media(path)["width"] == 64
 
 
 def make_tiny_smplx(path: Path) -> Path:

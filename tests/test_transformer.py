@@ -310,3 +310,11 @@ def test_per_task_guidance_overrides_the_shared_scale():
     assert settings.guidance_for("t2g") == 4.0 and settings.guidance_for("a2g") == 1.5
     with pytest.raises(ValueError, match="g2t"):
         GenerationSettings(task_guidance={"g2t": 2.0})
+
+
+def test_root_horizon_setting_is_validated():
+    from omniges.inference import GenerationSettings
+
+    assert GenerationSettings().root_horizon_s == 10.0 and GenerationSettings(root_horizon_s=0).root_horizon_s == 0
+    with pytest.raises(ValueError, match="root_horizon_s"):
+        GenerationSettings(root_horizon_s=-1.0)

@@ -9,6 +9,7 @@ x/z are per-frame velocities of the first-frame-relative position and y is absol
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import lfilter
 from scipy.spatial.transform import Rotation
 
 NUM_JOINTS = 55
@@ -94,6 +95,23 @@ def velocity_to_trans(trans_vel: np.ndarray, trans_init: np.ndarray | None = Non
         steps[0] = 0.0
         out[:, axis] = start[axis] + np.cumsum(steps)
     out[:, 1] = trans_vel[:, 1]
+    return out
+
+
+def bound_root_drift(trans: np.ndarray, horizon_frames: float) -> np.ndarray:
+    """(T, 3) root path re-centred on its start over `horizon_frames`: x/z frame steps integrated with a leak.
+
+    p_t = lam * p_(t-1) + step_t with lam = exp(-1 / horizon_frames): motion faster than the horizon passes
+    unchanged, a velocity bias b settles at b * horizon instead of growing with the length, and the offset
+    from the first frame never exceeds max |step| / (1 - lam). y (height) is kept as it is.
+    """
+    trans = np.asarray(trans, dtype=np.float64)
+    if horizon_frames <= 0 or len(trans) < 2:
+        return trans.copy()
+    leak = float(np.exp(-1.0 / horizon_frames))
+    out = trans.copy()
+    steps = np.diff(trans[:, [0, 2]], axis=0)
+    out[1:, [0, 2]] = trans[0, [0, 2]] + lfilter([1.0], [1.0, -leak], steps, axis=0)
     return out
 
 

@@ -29,7 +29,7 @@ def spread_words(words: list[str], seconds: float) -> list[tuple[str, float, flo
 
 def render_experiment(
     model, *, cache_dir: str | Path, out_dir: str | Path, clips: int = 2, seconds: float = 12.0, size: int = 320,
-    smplx_model: str = "", progress: bool = True,
+    smplx_model: str = "", style: str = "mannequin", progress: bool = True,
 ) -> list[Path]:
     """Render `clips` test clips (first `seconds` of each); returns the written videos."""
     out_dir = Path(out_dir)
@@ -50,7 +50,7 @@ def render_experiment(
         words = [(w, s, e) for w, s, e in record["words"] if s < n / FPS]
         reps = -(-n // other["n_frames"])
         baseline = {k: np.concatenate([other[k]] * reps)[:n] for k in ("poses", "trans", "expressions")}
-        common = {"size": size, "model_path": smplx_model or None, "progress": progress}
+        common = {"size": size, "model_path": smplx_model or None, "style": style, "progress": progress}
         for task in sorted(model.tasks):
             path = out_dir / f"{key}_{task}.mp4"
             if task in ("a2g", "t2g"):

@@ -6,6 +6,7 @@ appears on the viewer's right.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,3 +68,41 @@ def fit_framing(
     scale = (1.0 - 2 * margin) * min(width / span_x, height / span_y)
     center_x, center_y = float((low[0] + high[0]) / 2), float((low[1] + high[1]) / 2)
     return Framing(center_x, center_y, float(scale), width, height, ground_y=float(low[1]) - 0.01)
+
+
+class JointRenderer(ABC):
+    """A renderer of joint frames (55, 3) at width x height: a shared fitted camera and whole sequences."""
+
+    width: int
+    height: int
+
+    def framing(self, joints: np.ndarray | list[np.ndarray]) -> Framing:
+        """Framing that fits one sequence (T,55,3) or several (shared camera across panels)."""
+        return fit_framing(joints, self.width, self.height)
+
+    @abstractmethod
+    def render_frame(
+        self, joints: np.ndarray, framing: Framing, jaw: np.ndarray | None = None,
+        expression: np.ndarray | None = None, title: str | None = None,
+    ) -> np.ndarray:
+        """One frame: joints (55,3), jaw axis-angle (3,), expression (E,) -> uint8 (H, W, 3)."""
+
+    def render_sequence(
+        self,
+        joints: np.ndarray,
+        jaw: np.ndarray | None = None,
+        expressions: np.ndarray | None = None,
+        *,
+        title: str | None = None,
+        framing: Framing | None = None,
+    ) -> np.ndarray:
+        """Joints (T,55,3), jaw (T,3), expressions (T,E) -> uint8 frames (T, H, W, 3)."""
+        joints = np.asarray(joints, dtype=np.float64)
+        framing = framing or self.framing(joints)
+        frames = np.empty((len(joints), self.height, self.width, 3), dtype=np.uint8)
+        for t in range(len(joints)):
+            frames[t] = self.render_frame(
+                joints[t], framing, None if jaw is None else jaw[t], None if expressions is None else expressions[t],
+                title,
+            )
+        return frames

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from omniges.data.body import EYE_JOINTS, JAW_JOINT, NUM_JOINTS
 from omniges.data.kinematics import SMPLX_PARENTS
-from omniges.render.framing import HEAD_JOINT, NECK_JOINT, PART_COLORS, PART_OF_JOINT, Framing, fit_framing
+from omniges.render.framing import HEAD_JOINT, NECK_JOINT, PART_COLORS, PART_OF_JOINT, Framing, JointRenderer
 
 
 def _ellipse_polygon(
@@ -23,7 +23,7 @@ def _ellipse_polygon(
     return [tuple(p) for p in pts]
 
 
-class SkeletonRenderer:
+class SkeletonRenderer(JointRenderer):
     """Draws SMPL-X joints as part-coloured bones with a simple face (jaw opening, expression) via PIL."""
 
     def __init__(
@@ -41,10 +41,6 @@ class SkeletonRenderer:
         self._bone_widths = [0.009 if PART_OF_JOINT[j] == "hands" else 0.024 for j in range(NUM_JOINTS)]
         self._bones = np.array([j for j in range(1, NUM_JOINTS) if j not in (JAW_JOINT, *EYE_JOINTS)])
         self._bone_parents = np.array([SMPLX_PARENTS[j] for j in self._bones])
-
-    def framing(self, joints: np.ndarray | list[np.ndarray]) -> Framing:
-        """Framing that fits one sequence (T,55,3) or several (shared camera across panels)."""
-        return fit_framing(joints, self.width, self.height)
 
     def render_frame(
         self,
@@ -126,26 +122,3 @@ class SkeletonRenderer:
         draw.polygon(
             _ellipse_polygon(mouth - up2 * half_height * 0.5, up_screen, half_width, half_height), fill=(150, 40, 50)
         )
-
-    def render_sequence(
-        self,
-        joints: np.ndarray,
-        jaw: np.ndarray | None = None,
-        expressions: np.ndarray | None = None,
-        *,
-        title: str | None = None,
-        framing: Framing | None = None,
-    ) -> np.ndarray:
-        """Joints (T,55,3), jaw (T,3), expressions (T,E) -> uint8 frames (T, H, W, 3)."""
-        joints = np.asarray(joints, dtype=np.float64)
-        framing = framing or self.framing(joints)
-        frames = np.empty((len(joints), self.height, self.width, 3), dtype=np.uint8)
-        for t in range(len(joints)):
-            frames[t] = self.render_frame(
-                joints[t],
-                framing,
-                None if jaw is None else jaw[t],
-                None if expressions is None else expressions[t],
-                title,
-            )
-        return frames

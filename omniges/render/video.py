@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from omniges.data.kinematics import forward_kinematics
+from omniges.render.mannequin import MannequinRenderer
 from omniges.render.skeleton import SkeletonRenderer
 
 Word = tuple[str, float, float]  # (word, start seconds, end seconds)
@@ -303,8 +304,13 @@ def compose_panels(
     )
 
 
-def _panel_frames(panels: dict[str, dict], size: int, model_path: str | Path | None) -> tuple[int, Iterator]:
-    """Per-panel frame generators with one shared camera; skeleton by default, mesh with a SMPL-X model."""
+STYLES = {"mannequin": MannequinRenderer, "skeleton": SkeletonRenderer}
+
+
+def _panel_frames(
+    panels: dict[str, dict], size: int, model_path: str | Path | None, style: str = "mannequin"
+) -> tuple[int, Iterator]:
+    """Per-panel frame generators with one shared camera: `style` (mannequin | skeleton), mesh with a SMPL-X model."""
     length = min(len(np.asarray(p["poses"])) for p in panels.values())
     poses = {name: np.asarray(p["poses"], dtype=np.float64)[:length] for name, p in panels.items()}
     trans = {name: None if p.get("trans") is None else np.asarray(p["trans"])[:length] for name, p in panels.items()}
@@ -313,7 +319,9 @@ def _panel_frames(panels: dict[str, dict], size: int, model_path: str | Path | N
         for name, p in panels.items()
     }
     if model_path is None:
-        renderer = SkeletonRenderer(size, size)
+        if style not in STYLES:
+            raise ValueError(f"unknown render style {style!r}; expected one of {sorted(STYLES)}")
+        renderer = STYLES[style](size, size)
         joints = {name: forward_kinematics(poses[name], trans[name]) for name in panels}
         framing = renderer.framing(list(joints.values()))
 
@@ -350,12 +358,13 @@ def render_comparison(
     *,
     size: int = 512,
     model_path: str | Path | None = None,
+    style: str = "mannequin",
     progress: bool = True,
 ) -> Path:
     """Render {title: dict(poses, trans, expressions[, betas])} side by side with audio and subtitles to mp4."""
     if not panels:
         raise ValueError("render_comparison needs at least one panel")
-    length, panel_frames = _panel_frames(panels, size, model_path)
+    length, panel_frames = _panel_frames(panels, size, model_path, style)
     titles = list(panels)
     subtitles = Subtitles(words, size * len(titles)) if words else None
     font = ImageFont.load_default(size=20)

@@ -34,6 +34,7 @@ rule render:
         "omniges/render/compare.py",
         "omniges/render/video.py",
         "omniges/render/skeleton.py",
+        "omniges/render/mannequin.py",
         "omniges/render/framing.py",
         "omniges/data/kinematics.py",
         "omniges/render/smplx_mesh.py",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -95,21 +97,39 @@ def test_noise_is_straight_interpolation_with_velocity_target():
     torch.testing.assert_close(x_t[0], x0[0])  # t = 0 is pure noise
 
 
-@pytest.mark.parametrize("steps", [1, 3, 8])
-def test_euler_with_true_velocity_recovers_point_data_exactly(steps):
-    target = torch.linspace(-2, 2, 5 * 3).view(1, 5, 3).expand(2, 5, 3)
-    model = ToyModel(lambda x, t, **_: (target - x) / (1 - t))
-    out = FLOW.sample(model, "a2g", audio_cond(), steps=steps, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(out, target, atol=1e-5, rtol=1e-5)
-    assert model.calls == steps
+ORACLE_STEPS = [1, 2, 3, 4, 8, 32, 64]
 
 
-@pytest.mark.parametrize("steps", [1, 3, 8])
-def test_x_prediction_with_the_true_clean_point_recovers_it_exactly(steps):
+@pytest.mark.parametrize("solver", ["euler", "heun"])
+@pytest.mark.parametrize("prediction", ["x", "velocity"])
+@pytest.mark.parametrize("steps", ORACLE_STEPS)
+def test_an_oracle_model_recovers_the_data_exactly(solver, prediction, steps):
+    """For point data the exact field is known: x-prediction's head is x1, velocity's (x1 - x_t) / (1 - t)."""
     target = torch.linspace(-2, 2, 5 * 3).view(1, 5, 3).expand(2, 5, 3)
-    model = ToyModel(lambda x, **_: target.clone())  # the head outputs x1 itself
-    out = FLOW_X.sample(model, "a2g", audio_cond(), steps=steps, generator=torch.Generator().manual_seed(0))
+    flow = RectifiedFlow(prediction=prediction)
+    head = (lambda x, **_: target.clone()) if prediction == "x" else (lambda x, t, **_: (target - x) / (1 - t))
+    model = ToyModel(head)
+    rounded = 2 ** round(math.log2(steps))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = flow.sample(model, "a2g", audio_cond(), steps=steps, solver=solver,
+                          generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, target, atol=1e-5, rtol=1e-5)
+    assert [str(w.message).split(" sampling")[0] for w in caught] == ([str(steps)] if rounded != steps else [])
+    assert model.calls == (rounded if solver == "euler" else 2 * rounded - 1)  # Heun's last step is Euler
+
+
+def test_step_counts_follow_the_trained_shortcut_step_sizes():
+    model = ToyModel(lambda x, **_: x)
+    assert FLOW.sampling_steps(model, 2) == (2, 0.5)
+    with pytest.warns(UserWarning, match="6 sampling steps"):
+        assert FLOW.sampling_steps(model, 6) == (8, 0.125)
+    assert FLOW.sampling_steps(model, 128) == (128, 0.0)  # below the smallest trained step: the flow velocity
+    assert FLOW.sampling_steps(model, 200) == (200, 0.0)
+    model.config.shortcut = False
+    assert FLOW.sampling_steps(model, 6) == (6, None)
+    with pytest.raises(ValueError, match="at least one step"):
+        FLOW.sampling_steps(model, 0)
 
 
 def test_x_prediction_velocity_and_clean_estimate_invert_each_other():
@@ -137,9 +157,9 @@ def test_heun_is_more_accurate_than_euler_on_a_curved_field():
     model = ToyModel(lambda x, t, **_: x * (1 + t))  # dx/dt = (1 + t) x  ->  x(1) = x0 exp(1.5)
     exact = first_noise((2, 5, 3), 0) * torch.exp(torch.tensor(1.5))
     errors = {}
-    for solver in ("euler", "heun"):
+    for solver in ("euler", "heun"):  # Heun's last step is Euler (no velocity at t = 1): still second order
         generator = torch.Generator().manual_seed(0)
-        out = FLOW.sample(model, "a2g", audio_cond(), steps=2, solver=solver, generator=generator)
+        out = FLOW.sample(model, "a2g", audio_cond(), steps=8, solver=solver, generator=generator)
         errors[solver] = (out - exact).abs().max().item()
     assert errors["heun"] < errors["euler"] / 4
 
@@ -156,13 +176,13 @@ def test_guidance_mixes_conditional_and_unconditional_velocity():
 def test_guidance_one_equals_plain_conditional_euler_on_the_real_model():
     model = tiny_model().eval()
     cond = {k: v[:2] for k, v in tiny_batch(model.config).items() if k in ("wavlm", "mfcc", "audio_mask", "text")}
-    out = FLOW.sample(model, "a2g", cond, steps=3, guidance=1.0, generator=torch.Generator().manual_seed(5))
+    out = FLOW.sample(model, "a2g", cond, steps=4, guidance=1.0, generator=torch.Generator().manual_seed(5))
     x = first_noise((2, 6, model.config.gesture_latent_dim), 5)
     with torch.no_grad():
-        for i in range(3):
-            times = dict(t_text=1.0, t_audio=1.0, t_gesture=i / 3, step_size=1 / 3)
+        for i in range(4):
+            times = dict(t_text=1.0, t_audio=1.0, t_gesture=i / 4, step_size=1 / 4)
             v = model(**cond, gesture=x, **times, generate={"gesture"})
-            x = x + v["gesture_velocity"] / 3
+            x = x + v["gesture_velocity"] / 4
     torch.testing.assert_close(out, x, atol=1e-5, rtol=1e-5)
 
 

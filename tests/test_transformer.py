@@ -145,9 +145,35 @@ def test_absent_stream_does_no_work():
     seen = []
     hook = model.mmdit.blocks[0].feedforwards[0].register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
     with torch.no_grad():
+        model(**inputs, **{**TIMES, "t_text": 0.0}, generate={"gesture"})  # fused inference: not even called
+        assert seen == []
+        model.fused_inference = False  # the mmdit package's block: called on zero tokens
         model(**inputs, **{**TIMES, "t_text": 0.0}, generate={"gesture"})
     hook.remove()
     assert seen and seen[0][1] == 0
+
+
+@pytest.mark.parametrize("generate", ["gesture", "audio", "text"])
+def test_fused_inference_blocks_equal_the_package_blocks(generate):
+    """fused_block_forward is the same function as mmdit's MMDiTBlock with mHC, padding and dropped rows included."""
+    model = tiny_model()
+    inputs = tiny_inputs(model.config)
+    inputs["audio_mask"][1] = False  # a dropped condition (CFG row)
+    inputs["audio_mask"][0, -3:] = False
+    if generate == "gesture":
+        inputs.update(text=None, text_mask=None)  # an absent stream
+    with torch.no_grad():
+        fused = model(**inputs, **TIMES, generate={generate})
+        model.fused_inference = False
+        package = model(**inputs, **TIMES, generate={generate})
+    assert fused.keys() == package.keys()
+    for key in fused:
+        if key != "code_logits":
+            torch.testing.assert_close(fused[key], package[key], atol=1e-5, rtol=1e-5)
+    model.fused_inference = True  # with autograd on, the package's blocks run (and train)
+    out = model(**inputs, **TIMES, generate={generate})
+    next(v for v in out.values() if isinstance(v, torch.Tensor)).sum().backward()
+    assert model.mmdit.blocks[0].ff_residual_fns[-1].dynamic_alpha_fn.grad is not None
 
 
 def test_memoized_time_conditioning_is_exact_and_follows_weight_updates():

@@ -337,3 +337,41 @@ def test_g2t_condition_noise_only_in_training_and_reported_through_its_timestep(
     clean, t = model.seen[-1]
     torch.testing.assert_close(clean, batch["gesture"])
     assert (t == 1).all()
+
+
+class ZeroAudioVelocity(nn.Module):
+    """G2A toy: zero velocity, so each window's output is exactly the noise it drew."""
+
+    def __init__(self, width: int = 3):
+        super().__init__()
+        self.config = SimpleNamespace(gesture_latent_dim=width, mfcc_dim=width, frames_per_token=4, shortcut=False)
+
+    def forward(self, *, mfcc, generate, **_):
+        return {"mfcc_velocity": torch.zeros_like(mfcc)}
+
+
+def test_g2a_windows_draw_fresh_noise_and_cross_fade_their_shared_context():
+    model, window, overlap = ZeroAudioVelocity(), 6, 2
+    cond = dict(gesture=torch.randn(1, 10, 3), gesture_mask=torch.ones(1, 10, dtype=torch.bool))
+    out = FLOW.generate_overlapped(model, "g2a", cond, window=window, overlap=overlap, steps=2,
+                                   generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    first, second = torch.randn(1, 24, 3, generator=g), torch.randn(1, 24, 3, generator=g)  # windows [0, 6), [4, 10)
+    assert out.shape == (1, 40, 3)
+    torch.testing.assert_close(out[:, :16], first[:, :16])
+    torch.testing.assert_close(out[:, 24:], second[:, 8:])  # fresh noise, not the first window's again
+    ramp = (torch.arange(1, 9) / 9).view(1, 8, 1)
+    torch.testing.assert_close(out[:, 16:24], torch.lerp(first[:, 16:24], second[:, :8], ramp))
+
+
+@pytest.mark.parametrize("task", ["g2t", "g2a"])
+def test_overlapped_generation_with_one_window_equals_sample(task):
+    model = tiny_model().eval()
+    cond = {k: v[:1] for k, v in tiny_batch(model.config).items() if k in ("gesture", "gesture_mask")}
+    whole = FLOW.sample(model, task, cond, steps=2, generator=torch.Generator().manual_seed(3))
+    overlapped = FLOW.generate_overlapped(model, task, cond, window=8, overlap=2, steps=2,
+                                          generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(overlapped, whole)
+    windowed = FLOW.generate_overlapped(model, task, cond, window=4, overlap=1, steps=2,
+                                        generator=torch.Generator().manual_seed(3))
+    assert windowed.shape == whole.shape and torch.isfinite(windowed).all()

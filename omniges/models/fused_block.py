@@ -5,7 +5,9 @@ restricted to what Omniges builds (one fraction, one input view, one alpha propo
 - absent streams (zero tokens) are skipped, instead of running every op of their block on empty tensors;
 - each stream's two mHC projections (alpha, beta) are one matmul, and the Sinkhorn projection of all present
   streams runs once on their concatenated matrices (20 iterations x 4 small ops each, per call, not per stream);
-- joint attention runs SDPA without a mask when every key is valid.
+- joint attention runs SDPA without a mask when every key is valid;
+- the residual mixing runs in the weights' dtype (autocast casts the package's float32 einsums to it anyway), so
+  the float32 copies of every residual stream go.
 At batch 1 on a CPU those small ops (a few microseconds each, ~2500 per call) were ~20% of a full-size call.
 """
 
@@ -36,9 +38,9 @@ def _width(hcs: list[ManifoldConstrainedHyperConnections], xs: list[Tensor],
     logits, betas = [], []
     for hc, x in zip(hcs, xs, strict=True):
         s = hc.num_residual_streams
-        normed = (hc.norm(x)).float()
-        weight = torch.cat((hc.dynamic_alpha_fn[0], hc.dynamic_beta_fn), dim=-1).float()
-        proj = normed @ weight  # (b, n, s, 1 + s + 1)
+        weight = torch.cat((hc.dynamic_alpha_fn[0], hc.dynamic_beta_fn), dim=-1).to(x.dtype)
+        proj = (hc.norm(x) @ weight).float()  # (b, n, s, 1 + s + 1); matmuls in the weights' dtype, as autocast
+
         scale = torch.cat((hc.pre_branch_scale, hc.residual_scale.expand(s))).float()
         logits.append(proj[..., : 1 + s] * scale + hc.static_alpha.float())
         beta = proj[..., -1:] * hc.h_post_scale.float() + hc.static_beta.float()[:, 0]
@@ -47,15 +49,15 @@ def _width(hcs: list[ManifoldConstrainedHyperConnections], xs: list[Tensor],
     residual_mix = constraint(torch.cat([a[..., 1:] for a in logits], dim=1)).split(sizes, dim=1)
     out = []
     for x, alpha, mix, beta in zip(xs, logits, residual_mix, betas, strict=True):
-        weights = torch.cat((alpha[..., :1].sigmoid(), mix), dim=-1)  # (b, n, s, 1 + s)
-        mixed = weights.transpose(-1, -2) @ x.float()  # (b, n, 1 + s, d)
-        out.append((mixed[..., 0, :].to(x.dtype), mixed[..., 1:, :].to(x.dtype), beta))
+        weights = torch.cat((alpha[..., :1].sigmoid(), mix), dim=-1).to(x.dtype)  # (b, n, s, 1 + s)
+        mixed = weights.transpose(-1, -2) @ x  # (b, n, 1 + s, d)
+        out.append((mixed[..., 0, :], mixed[..., 1:, :], beta.to(x.dtype)))
     return out
 
 
 def _depth(branch_out: Tensor, residuals: Tensor, beta: Tensor) -> Tensor:
     """mHC depth connection: the branch output spread over the streams by beta, added to the mixed residuals."""
-    return (rearrange(branch_out.float(), "b n d -> b n 1 d") * beta).to(residuals.dtype) + residuals
+    return rearrange(branch_out.to(residuals.dtype), "b n d -> b n 1 d") * beta + residuals
 
 
 def _joint_attention(block: MMDiTBlock, idx: list[int], inputs: list[Tensor], masks: list[Tensor]) -> list[Tensor]:

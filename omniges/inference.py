@@ -45,11 +45,19 @@ class GenerationSettings:
     guidance: float = 1.5
     task_guidance: dict[str, float] = field(default_factory=dict)  # per-task overrides of guidance, e.g. t2g: 4
     solver: str = "euler"
+    guidance_interval: tuple[float, float] = (0.0, 1.0)  # CFG only at steps starting at lo <= t < hi
+    cfg_batch: str = "auto"  # both CFG branches in one batched call: auto (on a GPU) | true | false
     window_tokens: int = 0  # gesture tokens per generation window; 0 = the checkpoint's training window
     overlap_tokens: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self.guidance_interval = tuple(float(v) for v in self.guidance_interval)
+        if len(self.guidance_interval) != 2 or not 0 <= self.guidance_interval[0] < self.guidance_interval[1]:
+            raise ValueError(f"generation.guidance_interval must be [lo, hi] with 0 <= lo < hi, got "
+                             f"{list(self.guidance_interval)}")
+        if str(self.cfg_batch).lower() not in ("auto", "true", "false"):
+            raise ValueError(f"generation.cfg_batch must be auto, true or false, got {self.cfg_batch!r}")
         guided = sorted(task for task, stream in TASK_GENERATES.items() if stream != "text")
         unknown = sorted(set(self.task_guidance) - set(guided))
         if unknown:
@@ -65,6 +73,15 @@ class GenerationSettings:
     def guidance_for(self, task: str) -> float:
         """The classifier-free guidance scale of one task."""
         return self.task_guidance.get(task, self.guidance)
+
+    def sampler_kwargs(self, device: torch.device) -> dict[str, Any]:
+        """Solver, guidance interval and CFG batching for `RectifiedFlow.sample` on `device`.
+
+        auto batches the two CFG branches on a GPU only: on a CPU at batch 1 a call is bound by compute, and the
+        batched call (whose unconditional rows carry the masked-out condition tokens) was slower than two."""
+        batch = str(self.cfg_batch).lower()
+        return dict(solver=self.solver, guidance_interval=self.guidance_interval,
+                    batch_cfg=batch == "true" or (batch == "auto" and device.type == "cuda"))
 
 
 def native_bfloat16() -> bool:
@@ -151,6 +168,11 @@ class Omniges:
                    settings=settings)
 
     # ------------------------------------------------------------------ features
+
+    @property
+    def device(self) -> torch.device:
+        """Where the generator's weights are."""
+        return self.model.gesture_in.weight.device
 
     def _require(self, task: str) -> None:
         if task not in self.tasks:
@@ -241,7 +263,7 @@ class Omniges:
             latents = self.flow.generate_long(
                 self.model, task, cond, window=self.window_tokens, overlap=s.overlap_tokens,
                 steps=steps or s.steps, guidance=s.guidance_for(task) if guidance is None else guidance,
-                solver=s.solver, generator=self._generator(seed))
+                generator=self._generator(seed), **s.sampler_kwargs(self.device))
             parts = self.processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)
         parts = {p: v[:, :n_frames] for p, v in parts.items()}
         poses, trans, expressions = self.processor.to_smplx(parts)
@@ -297,8 +319,8 @@ class Omniges:
         with torch.inference_mode():  # fresh noise per window from one generator, windows share context
             mfcc_norm = self.flow.generate_overlapped(
                 self.model, "g2a", self.gesture_condition(motion), window=self.window_tokens,
-                overlap=s.overlap_tokens, steps=steps or s.steps, solver=s.solver, generator=self._generator(seed),
-                guidance=s.guidance_for("g2a") if guidance is None else guidance)[0]
+                overlap=s.overlap_tokens, steps=steps or s.steps, generator=self._generator(seed),
+                guidance=s.guidance_for("g2a") if guidance is None else guidance, **s.sampler_kwargs(self.device))[0]
         coeffs = mfcc_norm.numpy() * self.stats["mfcc_std"] + self.stats["mfcc_mean"]
         if not waveform:
             return coeffs

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from omniges.models.flow import RectifiedFlow
-from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
+from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, exists
 
 TINY = dict(
     text_feature_dim=16, text_dim=32, audio_dim=32, gesture_dim=32, wavlm_dim=24, mfcc_dim=12, latent_dim=8,
@@ -375,3 +375,25 @@ def test_overlapped_generation_with_one_window_equals_sample(task):
     windowed = FLOW.generate_overlapped(model, task, cond, window=4, overlap=1, steps=2,
                                         generator=torch.Generator().manual_seed(3))
     assert windowed.shape == whole.shape and torch.isfinite(windowed).all()
+
+
+def test_batched_cfg_equals_two_calls_on_the_real_model():
+    model = tiny_model().eval()
+    cond = {k: v[:2] for k, v in tiny_batch(model.config).items() if k in ("wavlm", "mfcc", "audio_mask", "text",
+                                                                         "text_mask")}
+    cond["audio_mask"][0, -4:] = False
+    runs = [FLOW_X.sample(model, "a2g", cond, steps=2, guidance=2.5, batch_cfg=batch,
+                          generator=torch.Generator().manual_seed(4)) for batch in (False, True)]
+    torch.testing.assert_close(runs[1], runs[0], atol=1e-5, rtol=1e-5)
+
+
+def test_guidance_interval_guides_only_the_steps_inside_it():
+    calls = []
+    model = ToyModel(lambda x, t, cond, **_: calls.append(t) or torch.full_like(x, float(exists(cond.get("mfcc")))))
+    x0 = first_noise((2, 5, 3), 0)
+    for interval, expected in (((0.0, 1.0), 2.0), ((0.0, 0.5), 1.5), ((0.5, 1.0), 1.5)):
+        calls.clear()
+        out = FLOW.sample(model, "a2g", audio_cond(), steps=2, guidance=2.0, guidance_interval=interval,
+                          generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(out, x0 + expected)  # v_cond = 1, v_uncond = 0: guided steps move 2x
+        assert len(calls) == (4 if interval == (0.0, 1.0) else 3)

@@ -395,16 +395,22 @@ class RectifiedFlow:
         generator: torch.Generator | None = None,
         known: Tensor | None = None,
         known_mask: Tensor | None = None,
+        guidance_interval: tuple[float, float] = (0.0, 1.0),
+        batch_cfg: bool = False,
     ) -> Tensor:
         """Generate the task's stream: gesture latents (b, n, parts * latent), MFCC (b, 4n, 128) or text logits.
 
-        guidance g mixes v = v_uncond + g (v_cond - v_uncond) (g = 1: conditional only, one evaluation per step);
-        `known` / `known_mask` (b, n) clamp gesture frames to given clean values (inpainting, see generate_long).
+        guidance g mixes v = v_uncond + g (v_cond - v_uncond) (g = 1: conditional only, one evaluation per step)
+        at the steps starting at lo <= t < hi of `guidance_interval` (Kynkaanniemi et al. 2024: guidance in a limited
+        interval); `batch_cfg` evaluates both branches as one batch of 2b (the unconditional rows with their
+        conditions masked out, as in CFG training; the same function as two calls, faster where a call is not bound
+        by compute, e.g. a GPU). `known` / `known_mask` (b, n) clamp gesture frames to given clean values
+        (inpainting, see generate_long).
         """
         assert solver in ("euler", "heun"), f"unknown solver {solver}"
         stream = TASK_GENERATES[task]
         inputs, times = condition_inputs(task, cond)
-        caches: tuple[dict, dict] = ({}, {})
+        caches: tuple[dict, dict, dict] = ({}, {}, {})
 
         if stream == "text":
             mask = stream_mask(cond, "gesture")
@@ -423,21 +429,35 @@ class RectifiedFlow:
         x = randn((b, n, width), generator, mask.device)
         clamp = rearrange(known_mask, "b n -> b n 1") if exists(known_mask) else None
         steps, step_size = self.sampling_steps(model, steps)
+        if batch_cfg and guidance != 1.0:  # rows b.. 2b: every condition dropped, the CFG training's null input
+            doubled = {k: torch.cat([v, v]) if isinstance(v, Tensor) else v for k, v in cond.items()}
+            dropped = torch.arange(2 * b, device=mask.device) >= b
+            batched = condition_inputs(task, doubled, dict.fromkeys(TASK_CONDITIONS[task], dropped))
 
         def paste(x: Tensor) -> Tensor:
             return torch.where(clamp, known, x) if exists(clamp) else x
 
-        def velocity(x: Tensor, t: float) -> Tensor:
-            def evaluate(given: dict[str, Any], given_times: dict[str, Tensor], cache: dict) -> Tensor:
-                out = model(
-                    **given, **generated_inputs(stream, paste(x), mask, known_mask),
-                    **time_kwargs({**given_times, stream: t}), step_size=step_size, generate={stream},
-                    with_code_logits=False, cache=cache,
-                )
-                return self.sampling_velocity(out[VELOCITY_KEY[stream]], paste(x), t)
+        def evaluate(x: Tensor, t: float, given: dict[str, Any], given_times: dict[str, Tensor], cache: dict,
+                     rows: int = 1) -> Tensor:
+            def twice(v: Tensor | None) -> Tensor | None:
+                return v if rows == 1 or not exists(v) else torch.cat([v] * rows)
 
-            v_cond = evaluate(inputs, times, caches[0])
-            return v_cond if guidance == 1.0 else torch.lerp(evaluate({}, {}, caches[1]), v_cond, guidance)
+            out = model(
+                **given, **generated_inputs(stream, twice(x), twice(mask), twice(known_mask)),
+                **time_kwargs({**given_times, stream: t}), step_size=step_size, generate={stream},
+                with_code_logits=False, cache=cache,
+            )
+            return self.sampling_velocity(out[VELOCITY_KEY[stream]], twice(x), t)
+
+        def velocity(x: Tensor, t: float) -> Tensor:
+            x = paste(x)
+            if guidance == 1.0 or not guidance_interval[0] <= t < guidance_interval[1]:
+                return evaluate(x, t, inputs, times, caches[0])
+            if batch_cfg:
+                v_cond, v_uncond = evaluate(x, t, *batched, caches[2], rows=2).chunk(2)
+            else:
+                v_cond, v_uncond = evaluate(x, t, inputs, times, caches[0]), evaluate(x, t, {}, {}, caches[1])
+            return torch.lerp(v_uncond, v_cond, guidance)
 
         grid = torch.linspace(0, 1, steps + 1).tolist()
         for t, t_next in zip(grid[:-1], grid[1:], strict=True):
@@ -477,6 +497,7 @@ class RectifiedFlow:
         guidance: float = 1.0,
         solver: Literal["euler", "heun"] = "euler",
         generator: torch.Generator | None = None,
+        **sample_kwargs: Any,
     ) -> Tensor:
         """Gesture latents for conditions of any length: windows of `window` tokens overlapping by `overlap`.
 
@@ -499,7 +520,7 @@ class RectifiedFlow:
             known_mask = repeat(torch.arange(end - start, device=device) < num_known, "n -> b n", b=b)
             x = self.sample(
                 model, task, cond, steps=steps, guidance=guidance, solver=solver, generator=generator,
-                known=out[:, start:end], known_mask=known_mask if num_known else None,
+                known=out[:, start:end], known_mask=known_mask if num_known else None, **sample_kwargs,
             )
             out[:, done:end] = x[:, num_known:]
             done, start = end, end - overlap

@@ -336,3 +336,50 @@ def test_per_task_guidance_overrides_the_shared_scale():
     assert settings.guidance_for("t2g") == 4.0 and settings.guidance_for("a2g") == 1.5
     with pytest.raises(ValueError, match="g2t"):
         GenerationSettings(task_guidance={"g2t": 2.0})
+
+
+def test_sampler_settings_validate_and_batch_cfg_only_on_a_gpu_by_default():
+    from omniges.inference import GenerationSettings
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    settings = GenerationSettings(guidance_interval=[0.0, 0.5])
+    assert settings.sampler_kwargs(cpu) == dict(solver="euler", guidance_interval=(0.0, 0.5), batch_cfg=False)
+    assert settings.sampler_kwargs(gpu)["batch_cfg"] is True
+    assert GenerationSettings(cfg_batch=True).sampler_kwargs(cpu)["batch_cfg"] is True
+    assert GenerationSettings(cfg_batch="false").sampler_kwargs(gpu)["batch_cfg"] is False
+    with pytest.raises(ValueError, match="guidance_interval"):
+        GenerationSettings(guidance_interval=[0.5, 0.5])
+    with pytest.raises(ValueError, match="cfg_batch"):
+        GenerationSettings(cfg_batch="sometimes")
+
+
+def test_audio_condition_is_cached_by_the_samples():
+    import numpy as np
+
+    from omniges.inference import Omniges
+
+    model = tiny_model()
+    c = model.config
+    stats = {f"{name}_{kind}": np.full(dim, float(kind == "std"), np.float32)
+             for name, dim in (("wavlm", c.wavlm_dim), ("mfcc", c.mfcc_dim)) for kind in ("mean", "std")}
+    payload = dict(config=c.to_dict(), state_dict=model.state_dict(), flow={}, tasks=["a2g"], audio_stats=stats)
+    omniges = Omniges(payload, processor=None, vocab=None, features={})
+    calls = []
+
+    class CountingWavLM:
+        def extract(self, wave, n_frames, fps):
+            calls.append(len(wave))
+            return np.random.default_rng(len(calls)).standard_normal((n_frames, c.wavlm_dim)).astype(np.float32)
+
+    omniges._wavlm = CountingWavLM()
+    wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    first = omniges.audio_condition(wave, 30)
+    again = omniges.audio_condition(wave.copy(), 30)
+    assert len(calls) == 1 and all(torch.equal(first[k], again[k]) for k in first)
+    omniges.audio_condition(wave * 0.5, 30)  # other samples: extracted
+    assert len(calls) == 2
+    for k in range(1, omniges.audio_cache_size + 2):  # bounded: the oldest entries go
+        omniges.audio_condition(wave + k, 30)
+    assert len(calls) == 2 + omniges.audio_cache_size + 1
+    omniges.audio_condition(wave, 30)
+    assert len(calls) == 2 + omniges.audio_cache_size + 2

@@ -228,6 +228,36 @@ def test_wavlm_layer_selection(tiny_wavlm: WavLMFeatures) -> None:
         WavLMFeatures(tiny_wavlm.model, layer=7)
 
 
+def test_wavlm_int_layer_runs_only_the_layers_it_needs(tiny_wavlm: WavLMFeatures) -> None:
+    import torch
+
+    wave = np.random.default_rng(3).standard_normal(400 + 320 * 24).astype(np.float32) * 0.1  # whole hops
+    with torch.inference_mode():
+        reference = tiny_wavlm.model(torch.from_numpy(wave)[None], output_hidden_states=True).hidden_states
+    calls = []
+    hook = tiny_wavlm.model.encoder.layers[1].register_forward_hook(lambda *_: calls.append(1))
+    for layer in (0, 1):
+        states = WavLMFeatures(tiny_wavlm.model, layer=layer).hidden_states(wave)
+        np.testing.assert_allclose(states, reference[layer][0].numpy(), atol=1e-5)
+    assert calls == []  # layer 2 never ran
+    WavLMFeatures(tiny_wavlm.model, layer=2).hidden_states(wave)
+    hook.remove()
+    assert calls == [1] and len(tiny_wavlm.model.encoder.layers) == 2  # the shared model is left whole
+
+
+def test_wavlm_bfloat16_features_are_close_to_float32() -> None:
+    import torch
+
+    wave = np.random.default_rng(4).standard_normal(16000).astype(np.float32) * 0.1
+    full = WavLMFeatures.random_init(0, "tiny").hidden_states(wave)
+    half = WavLMFeatures.random_init(0, "tiny", dtype=torch.bfloat16)
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    states = half.hidden_states(wave)
+    assert states.dtype == np.float32 and states.shape == full.shape
+    relative = np.linalg.norm(states - full) / np.linalg.norm(full)
+    assert 0 < relative < 0.05, relative
+
+
 def test_missing_wavlm_path_is_an_error_not_a_fallback(tmp_path: Path) -> None:
     missing = tmp_path / "no_such_wavlm"
     with pytest.raises(FileNotFoundError, match="no_such_wavlm"):
@@ -240,7 +270,7 @@ def test_wavlm_saved_and_reloaded_from_a_local_directory(tmp_path: Path, tiny_wa
     tiny_wavlm.model.save_pretrained(tmp_path / "wavlm")
     loaded = WavLMFeatures.from_pretrained(tmp_path / "wavlm")
     assert not loaded.random_init and loaded.source == str(tmp_path / "wavlm")
-    wave = np.random.default_rng(3).standard_normal(8000).astype(np.float32) * 0.1
+    wave = np.random.default_rng(3).standard_normal(400 + 320 * 24).astype(np.float32) * 0.1  # whole hops
     np.testing.assert_allclose(loaded.extract(wave, 15), tiny_wavlm.extract(wave, 15), atol=1e-5)
 
 

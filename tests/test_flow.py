@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +12,7 @@ import torch
 from torch import nn
 
 from omniges.models.flow import RectifiedFlow
-from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
+from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, exists
 
 TINY = dict(
     text_feature_dim=16, text_dim=32, audio_dim=32, gesture_dim=32, wavlm_dim=24, mfcc_dim=12, latent_dim=8,
@@ -95,21 +97,39 @@ def test_noise_is_straight_interpolation_with_velocity_target():
     torch.testing.assert_close(x_t[0], x0[0])  # t = 0 is pure noise
 
 
-@pytest.mark.parametrize("steps", [1, 3, 8])
-def test_euler_with_true_velocity_recovers_point_data_exactly(steps):
-    target = torch.linspace(-2, 2, 5 * 3).view(1, 5, 3).expand(2, 5, 3)
-    model = ToyModel(lambda x, t, **_: (target - x) / (1 - t))
-    out = FLOW.sample(model, "a2g", audio_cond(), steps=steps, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(out, target, atol=1e-5, rtol=1e-5)
-    assert model.calls == steps
+ORACLE_STEPS = [1, 2, 3, 4, 8, 32, 64]
 
 
-@pytest.mark.parametrize("steps", [1, 3, 8])
-def test_x_prediction_with_the_true_clean_point_recovers_it_exactly(steps):
+@pytest.mark.parametrize("solver", ["euler", "heun"])
+@pytest.mark.parametrize("prediction", ["x", "velocity"])
+@pytest.mark.parametrize("steps", ORACLE_STEPS)
+def test_an_oracle_model_recovers_the_data_exactly(solver, prediction, steps):
+    """For point data the exact field is known: x-prediction's head is x1, velocity's (x1 - x_t) / (1 - t)."""
     target = torch.linspace(-2, 2, 5 * 3).view(1, 5, 3).expand(2, 5, 3)
-    model = ToyModel(lambda x, **_: target.clone())  # the head outputs x1 itself
-    out = FLOW_X.sample(model, "a2g", audio_cond(), steps=steps, generator=torch.Generator().manual_seed(0))
+    flow = RectifiedFlow(prediction=prediction)
+    head = (lambda x, **_: target.clone()) if prediction == "x" else (lambda x, t, **_: (target - x) / (1 - t))
+    model = ToyModel(head)
+    rounded = 2 ** round(math.log2(steps))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = flow.sample(model, "a2g", audio_cond(), steps=steps, solver=solver,
+                          generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, target, atol=1e-5, rtol=1e-5)
+    assert [str(w.message).split(" sampling")[0] for w in caught] == ([str(steps)] if rounded != steps else [])
+    assert model.calls == (rounded if solver == "euler" else 2 * rounded - 1)  # Heun's last step is Euler
+
+
+def test_step_counts_follow_the_trained_shortcut_step_sizes():
+    model = ToyModel(lambda x, **_: x)
+    assert FLOW.sampling_steps(model, 2) == (2, 0.5)
+    with pytest.warns(UserWarning, match="6 sampling steps"):
+        assert FLOW.sampling_steps(model, 6) == (8, 0.125)
+    assert FLOW.sampling_steps(model, 128) == (128, 0.0)  # below the smallest trained step: the flow velocity
+    assert FLOW.sampling_steps(model, 200) == (200, 0.0)
+    model.config.shortcut = False
+    assert FLOW.sampling_steps(model, 6) == (6, None)
+    with pytest.raises(ValueError, match="at least one step"):
+        FLOW.sampling_steps(model, 0)
 
 
 def test_x_prediction_velocity_and_clean_estimate_invert_each_other():
@@ -137,9 +157,9 @@ def test_heun_is_more_accurate_than_euler_on_a_curved_field():
     model = ToyModel(lambda x, t, **_: x * (1 + t))  # dx/dt = (1 + t) x  ->  x(1) = x0 exp(1.5)
     exact = first_noise((2, 5, 3), 0) * torch.exp(torch.tensor(1.5))
     errors = {}
-    for solver in ("euler", "heun"):
+    for solver in ("euler", "heun"):  # Heun's last step is Euler (no velocity at t = 1): still second order
         generator = torch.Generator().manual_seed(0)
-        out = FLOW.sample(model, "a2g", audio_cond(), steps=2, solver=solver, generator=generator)
+        out = FLOW.sample(model, "a2g", audio_cond(), steps=8, solver=solver, generator=generator)
         errors[solver] = (out - exact).abs().max().item()
     assert errors["heun"] < errors["euler"] / 4
 
@@ -156,13 +176,13 @@ def test_guidance_mixes_conditional_and_unconditional_velocity():
 def test_guidance_one_equals_plain_conditional_euler_on_the_real_model():
     model = tiny_model().eval()
     cond = {k: v[:2] for k, v in tiny_batch(model.config).items() if k in ("wavlm", "mfcc", "audio_mask", "text")}
-    out = FLOW.sample(model, "a2g", cond, steps=3, guidance=1.0, generator=torch.Generator().manual_seed(5))
+    out = FLOW.sample(model, "a2g", cond, steps=4, guidance=1.0, generator=torch.Generator().manual_seed(5))
     x = first_noise((2, 6, model.config.gesture_latent_dim), 5)
     with torch.no_grad():
-        for i in range(3):
-            times = dict(t_text=1.0, t_audio=1.0, t_gesture=i / 3, step_size=1 / 3)
+        for i in range(4):
+            times = dict(t_text=1.0, t_audio=1.0, t_gesture=i / 4, step_size=1 / 4)
             v = model(**cond, gesture=x, **times, generate={"gesture"})
-            x = x + v["gesture_velocity"] / 3
+            x = x + v["gesture_velocity"] / 4
     torch.testing.assert_close(out, x, atol=1e-5, rtol=1e-5)
 
 
@@ -317,3 +337,63 @@ def test_g2t_condition_noise_only_in_training_and_reported_through_its_timestep(
     clean, t = model.seen[-1]
     torch.testing.assert_close(clean, batch["gesture"])
     assert (t == 1).all()
+
+
+class ZeroAudioVelocity(nn.Module):
+    """G2A toy: zero velocity, so each window's output is exactly the noise it drew."""
+
+    def __init__(self, width: int = 3):
+        super().__init__()
+        self.config = SimpleNamespace(gesture_latent_dim=width, mfcc_dim=width, frames_per_token=4, shortcut=False)
+
+    def forward(self, *, mfcc, generate, **_):
+        return {"mfcc_velocity": torch.zeros_like(mfcc)}
+
+
+def test_g2a_windows_draw_fresh_noise_and_cross_fade_their_shared_context():
+    model, window, overlap = ZeroAudioVelocity(), 6, 2
+    cond = dict(gesture=torch.randn(1, 10, 3), gesture_mask=torch.ones(1, 10, dtype=torch.bool))
+    out = FLOW.generate_overlapped(model, "g2a", cond, window=window, overlap=overlap, steps=2,
+                                   generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    first, second = torch.randn(1, 24, 3, generator=g), torch.randn(1, 24, 3, generator=g)  # windows [0, 6), [4, 10)
+    assert out.shape == (1, 40, 3)
+    torch.testing.assert_close(out[:, :16], first[:, :16])
+    torch.testing.assert_close(out[:, 24:], second[:, 8:])  # fresh noise, not the first window's again
+    ramp = (torch.arange(1, 9) / 9).view(1, 8, 1)
+    torch.testing.assert_close(out[:, 16:24], torch.lerp(first[:, 16:24], second[:, :8], ramp))
+
+
+@pytest.mark.parametrize("task", ["g2t", "g2a"])
+def test_overlapped_generation_with_one_window_equals_sample(task):
+    model = tiny_model().eval()
+    cond = {k: v[:1] for k, v in tiny_batch(model.config).items() if k in ("gesture", "gesture_mask")}
+    whole = FLOW.sample(model, task, cond, steps=2, generator=torch.Generator().manual_seed(3))
+    overlapped = FLOW.generate_overlapped(model, task, cond, window=8, overlap=2, steps=2,
+                                          generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(overlapped, whole)
+    windowed = FLOW.generate_overlapped(model, task, cond, window=4, overlap=1, steps=2,
+                                        generator=torch.Generator().manual_seed(3))
+    assert windowed.shape == whole.shape and torch.isfinite(windowed).all()
+
+
+def test_batched_cfg_equals_two_calls_on_the_real_model():
+    model = tiny_model().eval()
+    cond = {k: v[:2] for k, v in tiny_batch(model.config).items() if k in ("wavlm", "mfcc", "audio_mask", "text",
+                                                                         "text_mask")}
+    cond["audio_mask"][0, -4:] = False
+    runs = [FLOW_X.sample(model, "a2g", cond, steps=2, guidance=2.5, batch_cfg=batch,
+                          generator=torch.Generator().manual_seed(4)) for batch in (False, True)]
+    torch.testing.assert_close(runs[1], runs[0], atol=1e-5, rtol=1e-5)
+
+
+def test_guidance_interval_guides_only_the_steps_inside_it():
+    calls = []
+    model = ToyModel(lambda x, t, cond, **_: calls.append(t) or torch.full_like(x, float(exists(cond.get("mfcc")))))
+    x0 = first_noise((2, 5, 3), 0)
+    for interval, expected in (((0.0, 1.0), 2.0), ((0.0, 0.5), 1.5), ((0.5, 1.0), 1.5)):
+        calls.clear()
+        out = FLOW.sample(model, "a2g", audio_cond(), steps=2, guidance=2.0, guidance_interval=interval,
+                          generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(out, x0 + expected)  # v_cond = 1, v_uncond = 0: guided steps move 2x
+        assert len(calls) == (4 if interval == (0.0, 1.0) else 3)

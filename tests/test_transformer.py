@@ -145,9 +145,35 @@ def test_absent_stream_does_no_work():
     seen = []
     hook = model.mmdit.blocks[0].feedforwards[0].register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
     with torch.no_grad():
+        model(**inputs, **{**TIMES, "t_text": 0.0}, generate={"gesture"})  # fused inference: not even called
+        assert seen == []
+        model.fused_inference = False  # the mmdit package's block: called on zero tokens
         model(**inputs, **{**TIMES, "t_text": 0.0}, generate={"gesture"})
     hook.remove()
     assert seen and seen[0][1] == 0
+
+
+@pytest.mark.parametrize("generate", ["gesture", "audio", "text"])
+def test_fused_inference_blocks_equal_the_package_blocks(generate):
+    """fused_block_forward is the same function as mmdit's MMDiTBlock with mHC, padding and dropped rows included."""
+    model = tiny_model()
+    inputs = tiny_inputs(model.config)
+    inputs["audio_mask"][1] = False  # a dropped condition (CFG row)
+    inputs["audio_mask"][0, -3:] = False
+    if generate == "gesture":
+        inputs.update(text=None, text_mask=None)  # an absent stream
+    with torch.no_grad():
+        fused = model(**inputs, **TIMES, generate={generate})
+        model.fused_inference = False
+        package = model(**inputs, **TIMES, generate={generate})
+    assert fused.keys() == package.keys()
+    for key in fused:
+        if key != "code_logits":
+            torch.testing.assert_close(fused[key], package[key], atol=1e-5, rtol=1e-5)
+    model.fused_inference = True  # with autograd on, the package's blocks run (and train)
+    out = model(**inputs, **TIMES, generate={generate})
+    next(v for v in out.values() if isinstance(v, torch.Tensor)).sum().backward()
+    assert model.mmdit.blocks[0].ff_residual_fns[-1].dynamic_alpha_fn.grad is not None
 
 
 def test_memoized_time_conditioning_is_exact_and_follows_weight_updates():
@@ -318,3 +344,50 @@ def test_root_horizon_setting_is_validated():
     assert GenerationSettings().root_horizon_s == 10.0 and GenerationSettings(root_horizon_s=0).root_horizon_s == 0
     with pytest.raises(ValueError, match="root_horizon_s"):
         GenerationSettings(root_horizon_s=-1.0)
+
+
+def test_sampler_settings_validate_and_batch_cfg_only_on_a_gpu_by_default():
+    from omniges.inference import GenerationSettings
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    settings = GenerationSettings(guidance_interval=[0.0, 0.5])
+    assert settings.sampler_kwargs(cpu) == dict(solver="euler", guidance_interval=(0.0, 0.5), batch_cfg=False)
+    assert settings.sampler_kwargs(gpu)["batch_cfg"] is True
+    assert GenerationSettings(cfg_batch=True).sampler_kwargs(cpu)["batch_cfg"] is True
+    assert GenerationSettings(cfg_batch="false").sampler_kwargs(gpu)["batch_cfg"] is False
+    with pytest.raises(ValueError, match="guidance_interval"):
+        GenerationSettings(guidance_interval=[0.5, 0.5])
+    with pytest.raises(ValueError, match="cfg_batch"):
+        GenerationSettings(cfg_batch="sometimes")
+
+
+def test_audio_condition_is_cached_by_the_samples():
+    import numpy as np
+
+    from omniges.inference import Omniges
+
+    model = tiny_model()
+    c = model.config
+    stats = {f"{name}_{kind}": np.full(dim, float(kind == "std"), np.float32)
+             for name, dim in (("wavlm", c.wavlm_dim), ("mfcc", c.mfcc_dim)) for kind in ("mean", "std")}
+    payload = dict(config=c.to_dict(), state_dict=model.state_dict(), flow={}, tasks=["a2g"], audio_stats=stats)
+    omniges = Omniges(payload, processor=None, vocab=None, features={})
+    calls = []
+
+    class CountingWavLM:
+        def extract(self, wave, n_frames, fps):
+            calls.append(len(wave))
+            return np.random.default_rng(len(calls)).standard_normal((n_frames, c.wavlm_dim)).astype(np.float32)
+
+    omniges._wavlm = CountingWavLM()
+    wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    first = omniges.audio_condition(wave, 30)
+    again = omniges.audio_condition(wave.copy(), 30)
+    assert len(calls) == 1 and all(torch.equal(first[k], again[k]) for k in first)
+    omniges.audio_condition(wave * 0.5, 30)  # other samples: extracted
+    assert len(calls) == 2
+    for k in range(1, omniges.audio_cache_size + 2):  # bounded: the oldest entries go
+        omniges.audio_condition(wave + k, 30)
+    assert len(calls) == 2 + omniges.audio_cache_size + 1
+    omniges.audio_condition(wave, 30)
+    assert len(calls) == 2 + omniges.audio_cache_size + 2

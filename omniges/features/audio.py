@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -237,18 +239,31 @@ def wavlm_config(size: WavLMSize = "base") -> WavLMConfig:
 
 
 class WavLMFeatures:
-    """WavLM hidden states (one layer, or the mean of all layers) resampled to the motion frame rate."""
+    """WavLM hidden states (one layer, or the mean of all layers) resampled to the motion frame rate.
+
+    With an int `layer` only the encoder layers up to it run (layer 6 of 12 costs about half); `dtype` bfloat16
+    runs the model in bf16 (2.4x faster on a CPU with native bf16, the same features to ~1%). Long audio runs in
+    `chunk_s` chunks with `overlap_s` context each side: attention is quadratic in the chunk length.
+    """
 
     def __init__(self, model: WavLMModel, *, layer: int | Literal["mean"] = "mean", normalize: bool = False,
-                 source: str = "", random_init: bool = False, chunk_s: float = 30.0, overlap_s: float = 1.0,
-                 device: str | torch.device = "cpu"):
+                 source: str = "", random_init: bool = False, chunk_s: float = 10.0, overlap_s: float = 1.0,
+                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
         n_layers = model.config.num_hidden_layers
         if layer != "mean" and not (isinstance(layer, int) and -(n_layers + 1) <= layer <= n_layers):
             raise ValueError(f"layer must be 'mean' or an int in [-{n_layers + 1}, {n_layers}], got {layer!r}")
         if chunk_s <= 0 or overlap_s < 0:
             raise ValueError(f"chunk_s must be > 0 and overlap_s >= 0, got {chunk_s}, {overlap_s}")
         self.model = model.to(device).eval()
+        if dtype is not None:
+            self.model.to(dtype)
         self.layer = layer
+        # hidden_states[k] is layer k's output; with an int layer only layers 1..k run (one more where the last
+        # layer's output is normalised, i.e. stable-layer-norm WavLM, so that hidden_states[k] is unchanged)
+        index = layer if layer == "mean" else layer % (n_layers + 1)
+        stable = bool(getattr(model.config, "do_stable_layer_norm", False))
+        self._run_layers = n_layers if layer == "mean" or index == n_layers else index + int(stable)
+        self._index = index
         self.normalize = normalize
         self.source = source
         self.random_init = random_init
@@ -301,13 +316,27 @@ class WavLMFeatures:
             return cls.from_pretrained(path, layer=layer, **kwargs)
         return cls.random_init(seed, config, layer=layer, **kwargs)
 
-    def _select(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def _states(self, x: torch.Tensor) -> torch.Tensor:
         """One layer's states, or the mean over the transformer layers' outputs: (1, F, D)."""
         import torch
 
+        if self.layer != "mean" and self._index == self._run_layers:  # the last layer run (0: the embeddings)
+            return self.model(x).last_hidden_state
+        hidden_states = self.model(x, output_hidden_states=True).hidden_states
         if self.layer == "mean":
-            return torch.stack(hidden_states[1:]).mean(0)
-        return hidden_states[self.layer]
+            return torch.stack(hidden_states[1:]).float().mean(0)
+        return hidden_states[self._index]
+
+    @contextmanager
+    def _truncated(self) -> Iterator[None]:
+        """Run only the encoder layers the selected layer needs (restored afterwards: the model may be shared)."""
+        encoder = self.model.encoder
+        layers = encoder.layers
+        encoder.layers = layers[:self._run_layers]
+        try:
+            yield
+        finally:
+            encoder.layers = layers
 
     def hidden_states(self, wave_16k: np.ndarray) -> np.ndarray:
         """WavLM states at 50 Hz, (floor((N - 400) / 320) + 1, dim), computed in overlapping chunks."""
@@ -320,14 +349,14 @@ class WavLMFeatures:
             wave = (wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)
         n_states = n_wavlm_frames(wave.size)
         out = np.empty((n_states, self.dim), dtype=np.float32)
-        with torch.inference_mode():
+        dtype = next(self.model.parameters()).dtype
+        with torch.inference_mode(), self._truncated():
             for f0 in range(0, n_states, self.chunk_frames):
                 f1 = min(f0 + self.chunk_frames, n_states)
                 g0, g1 = max(0, f0 - self.overlap_frames), min(n_states, f1 + self.overlap_frames)
                 segment = wave[g0 * WAVLM_HOP:(g1 - 1) * WAVLM_HOP + WAVLM_WINDOW]
-                x = torch.from_numpy(segment)[None].to(self.device)
-                result = self.model(x, output_hidden_states=True)
-                states = self._select(result.hidden_states)[0]
+                x = torch.from_numpy(segment)[None].to(self.device, dtype)
+                states = self._states(x)[0]
                 out[f0:f1] = states[f0 - g0:f1 - g0].float().cpu().numpy()
         return out
 

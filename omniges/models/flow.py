@@ -17,6 +17,7 @@ velocity MSE either way. "velocity" makes the head output v directly.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -139,6 +140,35 @@ class RectifiedFlow:
         if self.prediction == "velocity":
             return head
         return (head - x_t) / self._remaining(t, x_t)
+
+    def sampling_velocity(self, head: Tensor, x_t: Tensor, t: float) -> Tensor:
+        """The velocity an ODE step at t < 1 follows: for x-prediction (x_hat - x_t) / (1 - t), unclipped.
+
+        The t_eps clip is a loss weight in training (the head still learns x1); clipping it in sampling made
+        Euler with more than 1 / t_eps steps stop short of the data, as a fraction of the last gap was never
+        closed."""
+        if self.prediction == "velocity":
+            return head
+        return (head - x_t) / (1 - t)
+
+    def sampling_steps(self, model: nn.Module, steps: int) -> tuple[int, float | None]:
+        """Steps to run and the step size d the shortcut network is told (None: it takes no step size).
+
+        Shortcut training sees d in {1, 1/2, ..., 2 / max_shortcut_steps} and d = 0 (the flow velocity), so a step
+        count below max_shortcut_steps that is not a power of two is rounded to the nearest one (with a warning),
+        and from max_shortcut_steps on the network is told d = 0."""
+        if steps < 1:
+            raise ValueError(f"sampling needs at least one step, got {steps}")
+        if not getattr(model.config, "shortcut", False):
+            return steps, None
+        if steps >= self.max_shortcut_steps:
+            return steps, 0.0
+        rounded = 2 ** round(math.log2(steps))
+        if rounded != steps:
+            warnings.warn(f"{steps} sampling steps use a step size the shortcut model was never trained on; "
+                          f"running {rounded} (powers of two below {self.max_shortcut_steps} are trained)",
+                          stacklevel=4)
+        return rounded, 1.0 / rounded
 
     def clean_estimate(self, head: Tensor, x_t: Tensor, t: Tensor | float) -> Tensor:
         """The one-step clean estimate x1_hat = x_t + (1 - t) v."""
@@ -365,16 +395,22 @@ class RectifiedFlow:
         generator: torch.Generator | None = None,
         known: Tensor | None = None,
         known_mask: Tensor | None = None,
+        guidance_interval: tuple[float, float] = (0.0, 1.0),
+        batch_cfg: bool = False,
     ) -> Tensor:
         """Generate the task's stream: gesture latents (b, n, parts * latent), MFCC (b, 4n, 128) or text logits.
 
-        guidance g mixes v = v_uncond + g (v_cond - v_uncond) (g = 1: conditional only, one evaluation per step);
-        `known` / `known_mask` (b, n) clamp gesture frames to given clean values (inpainting, see generate_long).
+        guidance g mixes v = v_uncond + g (v_cond - v_uncond) (g = 1: conditional only, one evaluation per step)
+        at the steps starting at lo <= t < hi of `guidance_interval` (Kynkaanniemi et al. 2024: guidance in a limited
+        interval); `batch_cfg` evaluates both branches as one batch of 2b (the unconditional rows with their
+        conditions masked out, as in CFG training; the same function as two calls, faster where a call is not bound
+        by compute, e.g. a GPU). `known` / `known_mask` (b, n) clamp gesture frames to given clean values
+        (inpainting, see generate_long).
         """
         assert solver in ("euler", "heun"), f"unknown solver {solver}"
         stream = TASK_GENERATES[task]
         inputs, times = condition_inputs(task, cond)
-        caches: tuple[dict, dict] = ({}, {})
+        caches: tuple[dict, dict, dict] = ({}, {}, {})
 
         if stream == "text":
             mask = stream_mask(cond, "gesture")
@@ -392,31 +428,44 @@ class RectifiedFlow:
         width = model.config.gesture_latent_dim if stream == "gesture" else model.config.mfcc_dim
         x = randn((b, n, width), generator, mask.device)
         clamp = rearrange(known_mask, "b n -> b n 1") if exists(known_mask) else None
+        steps, step_size = self.sampling_steps(model, steps)
+        if batch_cfg and guidance != 1.0:  # rows b.. 2b: every condition dropped, the CFG training's null input
+            doubled = {k: torch.cat([v, v]) if isinstance(v, Tensor) else v for k, v in cond.items()}
+            dropped = torch.arange(2 * b, device=mask.device) >= b
+            batched = condition_inputs(task, doubled, dict.fromkeys(TASK_CONDITIONS[task], dropped))
 
         def paste(x: Tensor) -> Tensor:
             return torch.where(clamp, known, x) if exists(clamp) else x
 
-        def velocity(x: Tensor, t: float, dt: float) -> Tensor:
-            def evaluate(given: dict[str, Any], given_times: dict[str, Tensor], cache: dict) -> Tensor:
-                out = model(
-                    **given, **generated_inputs(stream, paste(x), mask, known_mask),
-                    **time_kwargs({**given_times, stream: t}), step_size=dt, generate={stream},
-                    with_code_logits=False, cache=cache,
-                )
-                return self.velocity(out[VELOCITY_KEY[stream]], paste(x), t)
+        def evaluate(x: Tensor, t: float, given: dict[str, Any], given_times: dict[str, Tensor], cache: dict,
+                     rows: int = 1) -> Tensor:
+            def twice(v: Tensor | None) -> Tensor | None:
+                return v if rows == 1 or not exists(v) else torch.cat([v] * rows)
 
-            v_cond = evaluate(inputs, times, caches[0])
-            return v_cond if guidance == 1.0 else torch.lerp(evaluate({}, {}, caches[1]), v_cond, guidance)
+            out = model(
+                **given, **generated_inputs(stream, twice(x), twice(mask), twice(known_mask)),
+                **time_kwargs({**given_times, stream: t}), step_size=step_size, generate={stream},
+                with_code_logits=False, cache=cache,
+            )
+            return self.sampling_velocity(out[VELOCITY_KEY[stream]], twice(x), t)
+
+        def velocity(x: Tensor, t: float) -> Tensor:
+            x = paste(x)
+            if guidance == 1.0 or not guidance_interval[0] <= t < guidance_interval[1]:
+                return evaluate(x, t, inputs, times, caches[0])
+            if batch_cfg:
+                v_cond, v_uncond = evaluate(x, t, *batched, caches[2], rows=2).chunk(2)
+            else:
+                v_cond, v_uncond = evaluate(x, t, inputs, times, caches[0]), evaluate(x, t, {}, {}, caches[1])
+            return torch.lerp(v_uncond, v_cond, guidance)
 
         grid = torch.linspace(0, 1, steps + 1).tolist()
         for t, t_next in zip(grid[:-1], grid[1:], strict=True):
             dt = t_next - t
-            v = velocity(x, t, dt)
-            if solver == "euler":
-                x = x + dt * v
-            else:
-                v_next = velocity(x + dt * v, t_next, dt)
-                x = x + dt * (v + v_next) / 2
+            v = velocity(x, t)
+            if solver == "heun" and t_next < 1:  # the last step is Euler: no velocity is defined at t = 1
+                v = (v + velocity(x + dt * v, t_next)) / 2
+            x = x + dt * v
         return paste(x)
 
     @staticmethod
@@ -448,6 +497,7 @@ class RectifiedFlow:
         guidance: float = 1.0,
         solver: Literal["euler", "heun"] = "euler",
         generator: torch.Generator | None = None,
+        **sample_kwargs: Any,
     ) -> Tensor:
         """Gesture latents for conditions of any length: windows of `window` tokens overlapping by `overlap`.
 
@@ -470,11 +520,43 @@ class RectifiedFlow:
             known_mask = repeat(torch.arange(end - start, device=device) < num_known, "n -> b n", b=b)
             x = self.sample(
                 model, task, cond, steps=steps, guidance=guidance, solver=solver, generator=generator,
-                known=out[:, start:end], known_mask=known_mask if num_known else None,
+                known=out[:, start:end], known_mask=known_mask if num_known else None, **sample_kwargs,
             )
             out[:, done:end] = x[:, num_known:]
             done, start = end, end - overlap
         return out
+
+    @torch.no_grad()
+    def generate_overlapped(
+        self, model: nn.Module, task: Task, cond: dict[str, Any], *, window: int, overlap: int, **kwargs: Any
+    ) -> Tensor:
+        """G2T logits (b, n, vocab) / G2A MFCC (b, 4n, 128) for gesture of any length, in overlapping windows.
+
+        Windows of `window` gesture tokens start every `window - overlap` tokens, so each but the first also sees
+        the previous window's last `overlap` tokens of motion as context; the outputs are cross-faded linearly
+        over the shared span. Each window draws fresh noise from the one `generator` in `kwargs`.
+        """
+        assert task in ("g2t", "g2a"), "overlapped generation reads gesture (g2t, g2a)"
+        assert 0 <= overlap < window, "need 0 <= overlap < window"
+        rate = 1 if task == "g2t" else model.config.frames_per_token
+        total = cond["gesture"].shape[1]
+        out: Tensor | None = None
+        start = 0
+        while True:
+            end = min(start + window, total)
+            part = {k: v[:, start:end] if isinstance(v, Tensor) else v for k, v in cond.items()}
+            y = self.sample(model, task, part, **kwargs)
+            if out is None:
+                out = y.new_zeros(y.shape[0], total * rate, y.shape[-1])
+            shared = min(overlap, end - start) * rate if start else 0
+            if shared:
+                ramp = torch.arange(1, shared + 1, device=y.device, dtype=y.dtype) / (shared + 1)
+                seam = slice(start * rate, start * rate + shared)
+                out[:, seam] = torch.lerp(out[:, seam], y[:, :shared], rearrange(ramp, "n -> 1 n 1"))
+            out[:, start * rate + shared : end * rate] = y[:, shared:]
+            if end == total:
+                return out
+            start = end - overlap
 
     @staticmethod
     def _window(cond: dict[str, Any], start: int, end: int, frames_per_token: int) -> dict[str, Any]:

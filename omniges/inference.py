@@ -208,11 +208,6 @@ class Omniges:
 
     # ------------------------------------------------------------------ features
 
-    @property
-    def device(self) -> torch.device:
-        """Where the generator's weights are."""
-        return self.model.gesture_in.weight.device
-
     def _require(self, task: str) -> None:
         if task not in self.tasks:
             raise ValueError(f"this checkpoint was trained for {sorted(self.tasks)}, not {task}; "

@@ -118,3 +118,15 @@ def test_empty_and_malformed_textgrid(copy_real):
     shutil.copy(copy_real / "mean_std" / "beatx_2_trans_mean.npy", grid)
     with pytest.raises(Beat2Error):
         read_clip(copy_real, ClipEntry(REAL_ID, "train"))
+
+
+def test_int16_reading_keeps_the_file_samples_and_still_refuses_nan_float_audio(tmp_path):
+    samples = (np.arange(-8000, 8000, dtype=np.int16) * 3)
+    sf.write(tmp_path / "pcm.wav", samples, 16000, subtype="PCM_16")
+    np.testing.assert_array_equal(read_wave(tmp_path / "pcm.wav", dtype="int16"), samples)
+    np.testing.assert_allclose(read_wave(tmp_path / "pcm.wav"), samples / 32768.0, atol=1e-7)
+    bad = np.zeros(1600, np.float32)
+    bad[10] = np.nan
+    sf.write(tmp_path / "nan.wav", bad, 16000, subtype="FLOAT")
+    with pytest.raises(Beat2Error, match="NaN or inf"):
+        read_wave(tmp_path / "nan.wav", dtype="int16")

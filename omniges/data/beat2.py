@@ -108,25 +108,29 @@ def read_motion(path: str | Path, *, fps: int = 30) -> dict[str, np.ndarray]:
     }
 
 
-def read_wave(path: str | Path, *, sr: int = 16000) -> np.ndarray:
-    """One `wave16k/<id>.wav`: must be `sr` Hz mono; returns float32 in [-1, 1]."""
+def read_wave(path: str | Path, *, sr: int = 16000, dtype: str = "float32") -> np.ndarray:
+    """One `wave16k/<id>.wav`: must be `sr` Hz mono; float32 in [-1, 1], or the int16 samples (`dtype='int16'`:
+    exactly the file's for BEAT2's 16-bit PCM, and no float round trip)."""
     path = Path(path)
     if not path.is_file():
         raise Beat2Error(path, "audio file not found")
     try:
-        info = sf.info(str(path))
-        wave, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as handle:
+            file_sr, channels = handle.samplerate, handle.channels
+            if file_sr != sr:
+                raise Beat2Error(path, f"sample rate {file_sr} Hz, expected {sr} Hz (BEAT2 wave16k)")
+            if channels != 1:
+                raise Beat2Error(path, f"{channels} channels, expected mono")
+            floating = handle.subtype in ("FLOAT", "DOUBLE")
+            wave = handle.read(dtype="float32" if floating else dtype)
     except (sf.LibsndfileError, RuntimeError) as error:
         raise Beat2Error(path, f"unreadable audio ({error})") from None
-    if file_sr != sr:
-        raise Beat2Error(path, f"sample rate {file_sr} Hz, expected {sr} Hz (BEAT2 wave16k)")
-    if info.channels != 1:
-        raise Beat2Error(path, f"{info.channels} channels, expected mono")
-    wave = wave[:, 0]
     if len(wave) == 0:
         raise Beat2Error(path, "empty audio")
-    if not np.isfinite(wave).all():
+    if floating and not np.isfinite(wave).all():
         raise Beat2Error(path, "audio contains NaN or inf")
+    if floating and dtype == "int16":
+        return np.round(np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16)
     return wave
 
 
@@ -153,7 +157,7 @@ def read_clip(
     root = Path(root)
     motion = read_motion(root / MOTION_DIR / f"{entry.clip_id}.npz", fps=fps)
     wav_path = root / AUDIO_DIR / f"{entry.clip_id}.wav"
-    wave = read_wave(wav_path, sr=sr)
+    wave = read_wave(wav_path, sr=sr, dtype="int16")
     length = len(motion["poses"])
     need = int(round(length * sr / fps))
     shortfall = (need - len(wave)) / sr
@@ -180,6 +184,6 @@ def read_clip(
         "betas": motion["betas"],
         "trans_init": motion["trans"][0].astype(np.float64),
         "parts": parts,
-        "audio": np.round(np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16),
+        "audio": wave,
         "words": words,
     }

@@ -208,6 +208,8 @@ def test_wavlm_chunks_stitch_to_the_unchunked_result(tiny_wavlm: WavLMFeatures) 
     np.testing.assert_allclose(chunked, whole, atol=1e-4)  # each chunk sees all context: same numbers
     local = WavLMFeatures(tiny_wavlm.model, chunk_s=0.5, overlap_s=0.2).hidden_states(wave)
     assert local.shape == whole.shape and np.all(np.isfinite(local))
+    one_at_a_time = WavLMFeatures(tiny_wavlm.model, chunk_s=0.5, overlap_s=0.2, batch_chunks=1).hidden_states(wave)
+    np.testing.assert_allclose(local, one_at_a_time, atol=1e-5)  # equal-length chunks batched: same numbers
 
 
 def test_wavlm_to_motion_rate_interpolates_at_frame_instants() -> None:

@@ -248,7 +248,7 @@ class WavLMFeatures:
 
     def __init__(self, model: WavLMModel, *, layer: int | Literal["mean"] = "mean", normalize: bool = False,
                  source: str = "", random_init: bool = False, chunk_s: float = 10.0, overlap_s: float = 1.0,
-                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, batch_chunks: int = 8):
         n_layers = model.config.num_hidden_layers
         if layer != "mean" and not (isinstance(layer, int) and -(n_layers + 1) <= layer <= n_layers):
             raise ValueError(f"layer must be 'mean' or an int in [-{n_layers + 1}, {n_layers}], got {layer!r}")
@@ -268,6 +268,7 @@ class WavLMFeatures:
         self.source = source
         self.random_init = random_init
         self.device = device
+        self.batch_chunks = max(1, batch_chunks)  # equal-length chunks run this many at a time (one call each)
         self.chunk_frames = max(1, round(chunk_s * SAMPLE_RATE / WAVLM_HOP))
         self.overlap_frames = round(overlap_s * SAMPLE_RATE / WAVLM_HOP)
 
@@ -350,14 +351,21 @@ class WavLMFeatures:
         n_states = n_wavlm_frames(wave.size)
         out = np.empty((n_states, self.dim), dtype=np.float32)
         dtype = next(self.model.parameters()).dtype
+        chunks: dict[int, list[tuple[int, int, int]]] = {}  # segment length -> (f0, f1, g0): equal lengths batch
+        for f0 in range(0, n_states, self.chunk_frames):
+            f1 = min(f0 + self.chunk_frames, n_states)
+            g0, g1 = max(0, f0 - self.overlap_frames), min(n_states, f1 + self.overlap_frames)
+            chunks.setdefault(g1 - g0, []).append((f0, f1, g0))
         with torch.inference_mode(), self._truncated():
-            for f0 in range(0, n_states, self.chunk_frames):
-                f1 = min(f0 + self.chunk_frames, n_states)
-                g0, g1 = max(0, f0 - self.overlap_frames), min(n_states, f1 + self.overlap_frames)
-                segment = wave[g0 * WAVLM_HOP:(g1 - 1) * WAVLM_HOP + WAVLM_WINDOW]
-                x = torch.from_numpy(segment)[None].to(self.device, dtype)
-                states = self._states(x)[0]
-                out[f0:f1] = states[f0 - g0:f1 - g0].float().cpu().numpy()
+            for frames, group in chunks.items():
+                samples = (frames - 1) * WAVLM_HOP + WAVLM_WINDOW
+                for b in range(0, len(group), self.batch_chunks):
+                    batch = group[b:b + self.batch_chunks]
+                    x = torch.from_numpy(np.stack([wave[g0 * WAVLM_HOP:g0 * WAVLM_HOP + samples]
+                                                   for _, _, g0 in batch])).to(self.device, dtype)
+                    states = self._states(x).float().cpu().numpy()
+                    for (f0, f1, g0), chunk in zip(batch, states, strict=True):
+                        out[f0:f1] = chunk[f0 - g0:f1 - g0]
         return out
 
     def extract(self, wave_16k: np.ndarray, n_frames: int, fps: float = 30) -> np.ndarray:

@@ -179,3 +179,43 @@ def test_serve_offers_the_checkpoint_speakers(speaker_checkpoint, tiny_checkpoin
     assert [choice[0] for choice in speaker.choices] == ["unknown", "2", "5"] and speaker.value == "unknown"
     assert dropdowns(tiny_checkpoint) == []
 
+
+
+def load_benchmark():
+    """benchmarks/speaker_effect.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks/speaker_effect.py"
+    spec = importlib.util.spec_from_file_location("speaker_effect", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speaker_effect_benchmark_scores_real_and_generated_motion(speaker_checkpoint, tmp_path):
+    from omniges.data.store import LmdbWriter
+
+    bench = load_benchmark()
+    rng = np.random.default_rng(0)
+    writer, index = LmdbWriter(tmp_path / "clips.lmdb"), {}
+    for speaker, shoulder in ((2, 0.6), (5, -0.6)):  # two speakers: left or right upper arm raised
+        for k, (split, seconds) in enumerate((("train", 8), ("train", 8), ("test", 4))):
+            frames = 30 * seconds
+            poses = rng.normal(scale=0.05, size=(frames, 165)).astype(np.float32)
+            poses[:, 16 * 3 + 2] += shoulder
+            key = f"{speaker}_c{k}"
+            writer.put(key, {"poses": poses, "speaker": speaker, "split": split, "n_frames": frames, "words": [],
+                             "audio": (rng.normal(scale=0.1, size=16000 * seconds) * 32767).astype(np.int16)})
+            index[key] = {"split": split, "speaker": speaker, "n_frames": frames}
+    writer.seal({"index": index})
+    result = bench.measure(load(speaker_checkpoint), LmdbReader(tmp_path / "clips.lmdb"), splits=("test",), steps=1)
+    assert result["speakers"] == [2, 5] and result["chance"] == 0.5 and result["train_clips"] == 4
+    assert result["real"] == {"accuracy": 1.0, "ci95": list(bench.wilson(2, 2)), "windows": 2}
+    assert [result[c]["windows"] for c in ("with_true_id", "with_any_id", "without_id")] == [2, 4, 2]
+    for case in ("with_true_id", "with_any_id", "without_id"):
+        low, high = result[case]["ci95"]
+        assert 0 <= low <= result[case]["accuracy"] <= high <= 1
+    assert bench.window_features(np.zeros((239, 165))).shape == (1, 155)
+    low, high = bench.wilson(50, 100)
+    assert abs(low - 0.404) < 1e-3 and abs(high - 0.596) < 1e-3

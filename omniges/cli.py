@@ -223,7 +223,8 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
     try:
         model.speaker_index(speaker)
     except ValueError as error:
-        raise click.ClickException(f"--speaker: {error}") from None
+        source = "--speaker" if speaker is not None else "generation.speaker (params.yaml)"
+        raise click.ClickException(f"{source}: {error}") from None
     words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE)
     motion = a2g_to_files(model, wave, words, out_path, motion_files, speaker=speaker)
     for path in motion_files.values():

@@ -4,6 +4,8 @@ load, datasets carry speaker indices, and `--speaker` picks a listed speaker or 
 from __future__ import annotations
 
 import pickle
+import shutil
+from pathlib import Path
 
 import lmdb
 import numpy as np
@@ -16,12 +18,15 @@ from test_flow import tiny_batch, tiny_model
 from test_store import fake_cache
 
 from omniges.cli import main
+from omniges.config import update_params_file
 from omniges.data.dataset import OmnigesDataset, collate, corpus_speakers
 from omniges.data.store import LmdbReader
 from omniges.inference import Omniges
 from omniges.models.flow import RectifiedFlow, condition_inputs
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
 from omniges.training.generator import flow_batch, model_speakers
+
+ROOT = Path(__file__).parents[1]
 
 
 def a2g_velocity(model: OmnigesTransformerModel, batch: dict, speaker: torch.Tensor | None) -> torch.Tensor:
@@ -164,6 +169,13 @@ def test_generate_refuses_an_unknown_speaker_in_one_line(speaker_checkpoint, tmp
                                        "--checkpoint", str(speaker_checkpoint), "--device", "cpu"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == "Error: --speaker: unknown speaker 4; this checkpoint's speakers: 2, 5"
+    shutil.copy(ROOT / "params.yaml", "params.yaml")
+    update_params_file("params.yaml", {"generation.speaker": "3", "compute.device": "cpu"})
+    result = CliRunner().invoke(main, ["generate", "--audio", "speech.wav", "--out", "x.mp4",
+                                       "--checkpoint", str(speaker_checkpoint)])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: generation.speaker (params.yaml): unknown speaker 3; this checkpoint's "
+                                     "speakers: 2, 5")
 
 
 def test_serve_offers_the_checkpoint_speakers(speaker_checkpoint, tiny_checkpoint, tmp_path):
@@ -184,9 +196,8 @@ def test_serve_offers_the_checkpoint_speakers(speaker_checkpoint, tiny_checkpoin
 def load_benchmark():
     """benchmarks/speaker_effect.py as a module (benchmarks/ is not a package)."""
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).parents[1] / "benchmarks/speaker_effect.py"
+    path = ROOT / "benchmarks/speaker_effect.py"
     spec = importlib.util.spec_from_file_location("speaker_effect", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -201,9 +201,13 @@ def with_generation_options(func):
 @click.option("--out", required=True, help="Output video (.mp4) with the speech as its sound track.")
 @click.option("--npz", default=None, help="Also export the motion as a BEAT2 / SMPL-X .npz.")
 @click.option("--bvh", default=None, help="Also export the motion as a BVH of the SMPL-X skeleton (Blender).")
+@click.option("--speaker", type=int, default=None,
+              help="Gesture in the style of this speaker id of the checkpoint's corpus (default: generation.speaker "
+                   "in params, else the unknown speaker).")
 @with_generation_options
 def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, bvh: str | None,
-             checkpoint: str, steps: int | None, guidance: float | None, seed: int, device: str | None) -> None:
+             speaker: int | None, checkpoint: str, steps: int | None, guidance: float | None, seed: int,
+             device: str | None) -> None:
     """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz / a BVH)."""
     from omniges.features.audio import SAMPLE_RATE, AudioError
     from omniges.inference import a2g_to_files, load_speech
@@ -216,8 +220,13 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
     except AudioError as error:
         raise click.ClickException(str(error)) from None
     model = _model(checkpoint, steps, guidance, seed, device)
+    try:
+        model.speaker_index(speaker)
+    except ValueError as error:
+        source = "--speaker" if speaker is not None else "generation.speaker (params.yaml)"
+        raise click.ClickException(f"{source}: {error}") from None
     words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE)
-    motion = a2g_to_files(model, wave, words, out_path, motion_files)
+    motion = a2g_to_files(model, wave, words, out_path, motion_files, speaker=speaker)
     for path in motion_files.values():
         click.echo(f"motion   {path}")
     click.echo(f"video    {out_path} ({len(motion['poses']) / 30:.1f} s)")

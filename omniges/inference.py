@@ -91,6 +91,7 @@ class GenerationSettings:
     overlap_tokens: int = 4
     seed: int = 0
     root_horizon_s: float = 10.0  # root x/z drift re-centred over this horizon (0 = plain integration)
+    speaker: int | None = None  # default speaker id of A2G / T2G (one the checkpoint lists); None = unknown speaker
 
     def __post_init__(self) -> None:
         if self.root_horizon_s < 0:
@@ -174,6 +175,7 @@ class Omniges:
             raise ValueError(f"generation.window_tokens ({self.window_tokens}) must exceed overlap_tokens "
                              f"({self.settings.overlap_tokens})")
         self.stats = {k: np.asarray(v, np.float32) for k, v in payload["audio_stats"].items()}
+        self.speakers: list[int] = list(payload.get("speakers", []))  # older checkpoints list none
         self._wavlm: WavLMFeatures | None = None
         self._audio_cache: OrderedDict[tuple[str, int], dict[str, torch.Tensor]] = OrderedDict()
         self._text: TextEncoder | None = None
@@ -291,9 +293,22 @@ class Omniges:
     def _generator(self, seed: int | None) -> torch.Generator:
         return torch.Generator(self.device).manual_seed(self.settings.seed if seed is None else seed)
 
+    def speaker_index(self, speaker: int | None) -> int:
+        """A speaker id's index in the checkpoint's speaker list; -1 (the unknown speaker) for None."""
+        speaker = self.settings.speaker if speaker is None else speaker
+        if speaker is None:
+            return -1
+        if speaker not in self.speakers:
+            known = ", ".join(map(str, self.speakers)) or "none: it was trained without speaker conditioning"
+            raise ValueError(f"unknown speaker {speaker}; this checkpoint's speakers: {known}")
+        return self.speakers.index(speaker)
+
     def _gesture(self, task: str, cond: dict[str, torch.Tensor], n_frames: int, seed: int | None,
-                 steps: int | None, guidance: float | None) -> dict[str, np.ndarray]:
+                 steps: int | None, guidance: float | None, speaker: int | None = None) -> dict[str, np.ndarray]:
         s = self.settings
+        index = self.speaker_index(speaker)
+        if self.speakers:
+            cond = {**cond, "speaker": torch.tensor([index])}
         cond = to_device(cond, self.device)
         with torch.inference_mode():
             latents = self.flow.generate_long(
@@ -307,24 +322,28 @@ class Omniges:
         return {"poses": poses, "trans": trans, "expressions": expressions, "betas": np.zeros(300, np.float32)}
 
     def a2g(self, wave: np.ndarray, words: Words | None = None, *, seed: int | None = None, steps: int | None = None,
-            guidance: float | None = None) -> dict[str, np.ndarray]:
-        """Speech (16 kHz mono float) [+ timed transcript] -> SMPL-X motion at 30 fps, as long as the speech."""
+            guidance: float | None = None, speaker: int | None = None) -> dict[str, np.ndarray]:
+        """Speech (16 kHz mono float) [+ timed transcript] -> SMPL-X motion at 30 fps, as long as the speech,
+        in the style of `speaker` (an id of `self.speakers`; None: generation.speaker, else the unknown speaker)."""
         self._require("a2g")
+        self.speaker_index(speaker)  # an unknown id fails before any feature work
         check_speech(wave)
         n_frames = speech_frames(len(wave))
         cond = self.audio_condition(wave, n_frames)
         if words:
             cond.update(self.text_condition(words, n_frames))
-        return self._gesture("a2g", cond, n_frames, seed, steps, guidance)
+        return self._gesture("a2g", cond, n_frames, seed, steps, guidance, speaker)
 
     def t2g(self, words: Words, *, seconds: float | None = None, seed: int | None = None,
-            steps: int | None = None, guidance: float | None = None) -> dict[str, np.ndarray]:
-        """Timed transcript -> SMPL-X motion lasting `seconds` (default: to the last word's end)."""
+            steps: int | None = None, guidance: float | None = None,
+            speaker: int | None = None) -> dict[str, np.ndarray]:
+        """Timed transcript -> SMPL-X motion lasting `seconds` (default: to the last word's end), as `speaker`."""
         self._require("t2g")
         if not words:
             raise ValueError("t2g needs at least one timed word")
+        self.speaker_index(speaker)
         n_frames = int(round((seconds or max(e for _, _, e in words)) * FPS))
-        return self._gesture("t2g", self.text_condition(words, n_frames), n_frames, seed, steps, guidance)
+        return self._gesture("t2g", self.text_condition(words, n_frames), n_frames, seed, steps, guidance, speaker)
 
     def g2t_log_probs(self, motion: dict[str, np.ndarray]) -> np.ndarray:
         """SMPL-X motion -> per-gesture-token log-probabilities over the vocabulary (n_tokens, vocab), 7.5 per s.

@@ -24,8 +24,12 @@ INTRO = ("Upload or record speech (any format, sample rate or channels; silence 
          "track and the motion as SMPL-X files (npz: BEAT2 layout, for Blender's SMPL-X add-on).")
 
 
+UNKNOWN_SPEAKER = "unknown"  # the speaker dropdown's choice for the unknown-speaker embedding
+
+
 def generate_for_app(model: Omniges, out_root: Path, audio: str | None, transcript: str, steps: float,
-                     guidance: float, seed: float, progress: Any = None) -> tuple[str, list[str]]:
+                     guidance: float, seed: float, progress: Any = None,
+                     speaker: str | int | None = None) -> tuple[str, list[str]]:
     """One web request: speech file -> (video path, motion file paths); bad input -> gr.Error with the CLI's line."""
     import gradio as gr
 
@@ -46,8 +50,9 @@ def generate_for_app(model: Omniges, out_root: Path, audio: str | None, transcri
     stem = Path(audio).stem
     files = {suffix: out / f"{stem}{suffix}" for suffix in MOTION_WRITERS}
     video = out / f"{stem}.mp4"
+    speaker = None if speaker in (None, UNKNOWN_SPEAKER) else int(speaker)
     a2g_to_files(model, wave, words, video, files, progress=progress, steps=int(steps), guidance=float(guidance),
-                 seed=int(seed))
+                 seed=int(seed), speaker=speaker)
     return str(video), [str(path) for path in files.values()]
 
 
@@ -58,8 +63,8 @@ def build_app(model: Omniges, out_root: str | Path) -> Any:
     settings, out_root = model.settings, Path(out_root)
     formats = ", ".join(suffix.lstrip(".") for suffix in MOTION_WRITERS)
 
-    def run(audio, transcript, steps, guidance, seed, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (gradio)
-        return generate_for_app(model, out_root, audio, transcript, steps, guidance, seed, progress)
+    def run(audio, transcript, steps, guidance, seed, speaker, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        return generate_for_app(model, out_root, audio, transcript, steps, guidance, seed, progress, speaker)
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
@@ -71,11 +76,17 @@ def build_app(model: Omniges, out_root: str | Path) -> Any:
                 guidance = gr.Slider(0.0, 8.0, value=settings.guidance_for("a2g"), step=0.1,
                                      label="Classifier-free guidance")
                 seed = gr.Number(value=settings.seed, precision=0, label="Seed (same seed, same motion)")
+                if model.speakers:  # a checkpoint trained with speaker conditioning lists its speakers
+                    default = settings.speaker if settings.speaker in model.speakers else UNKNOWN_SPEAKER
+                    speaker = gr.Dropdown([UNKNOWN_SPEAKER, *map(str, model.speakers)], value=str(default),
+                                          label="Speaker style")
+                else:
+                    speaker = gr.State(None)
                 button = gr.Button("Generate", variant="primary")
             with gr.Column():
                 video = gr.Video(label="Gesture video with sound", format=None)
                 files = gr.File(label=f"Motion files ({formats})", file_count="multiple")
-        button.click(run, [audio, transcript, steps, guidance, seed], [video, files], api_name="generate")
+        button.click(run, [audio, transcript, steps, guidance, seed, speaker], [video, files], api_name="generate")
     return app
 
 

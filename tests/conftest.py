@@ -81,7 +81,7 @@ def copy_real(tmp_path: Path) -> Path:
 
 
 def write_tiny_checkpoint(root: Path, *, experiment: str = "multitask", tasks: tuple[str, ...] = ("a2g",),
-                          **payload_extra) -> Path:
+                          speakers: tuple[int, ...] = (), **payload_extra) -> Path:
     """A seeded random tiny generator + part RVQVAEs + stats + vocabulary, laid out as the pipeline writes them.
 
     Omniges.load(path, cache_dir=root / 'data/cache', rvqvae_dir=root / 'results/rvqvae') loads it; the WavLM is
@@ -115,7 +115,7 @@ def write_tiny_checkpoint(root: Path, *, experiment: str = "multitask", tasks: t
     config = OmnigesConfig.demo(
         text_feature_dim=384, text_dim=32, audio_dim=32, gesture_dim=32, wavlm_dim=768, mfcc_dim=16, latent_dim=8,
         num_codes=16, num_code_layers=1, vocab_size=len(vocab), depth=1, heads=2, dim_head=16, time_embed_dim=16,
-        dim_cond=32, audio_fusion_layers=1, audio_fusion_heads=2)
+        dim_cond=32, audio_fusion_layers=1, audio_fusion_heads=2, num_speakers=len(speakers))
     net = OmnigesTransformerModel(config)
     with torch.no_grad():
         for p in net.parameters():
@@ -127,7 +127,8 @@ def write_tiny_checkpoint(root: Path, *, experiment: str = "multitask", tasks: t
         "latent_scale": dict.fromkeys(PART_NAMES, 1.0), "audio_stats": audio_stats, "flow": {}, "window": 32,
         "min_window": 32, "face_jaw": True,
         "features": {"wavlm": "random-init:tiny:seed=0", "wavlm_random_init": True, "text": "minilm", "n_mfcc": 16},
-        "features_params": {"wavlm": {"layer": "mean"}, "text": {"path": ""}}, **payload_extra,
+        "features_params": {"wavlm": {"layer": "mean"}, "text": {"path": ""}},
+        **({"speakers": list(speakers)} if speakers else {}), **payload_extra,
     }
     path = root / "results/models" / experiment / "model.pt"
     save_checkpoint(path, payload)

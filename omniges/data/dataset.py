@@ -144,9 +144,12 @@ class OmnigesDataset(Dataset):
     def __init__(
         self, cache_dir: str | Path, *, split: str | list[str], length: int, stride: int,
         part_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, with_parts: bool = True,
-        raw: bool = False,
+        raw: bool = False, speakers: list[int] | None = None,
     ):
-        """`part_stats` normalise the part targets as the tokenizer does (default: the corpus's stats.npz)."""
+        """`part_stats` normalise the part targets as the tokenizer does (default: the corpus's stats.npz).
+
+        With `speakers` (the model's speaker list) items carry `speaker`, the index of the clip's speaker in it
+        (-1, the unknown speaker, for one not in the list)."""
         self.raw = raw
         cache_dir = Path(cache_dir)
         splits = [split] if isinstance(split, str) else list(split)
@@ -170,6 +173,9 @@ class OmnigesDataset(Dataset):
             if info["split"] in splits and key in self.features and key in self.latents
         }
         self.has_text = {key: bool(self.features.field(key, "has_text")) for key in lengths}
+        position = {speaker: i for i, speaker in enumerate(speakers or [])}
+        self.speaker_index = {key: position.get(index[key].get("speaker"), -1) for key in lengths} \
+            if speakers is not None else None
         self.length = length
         self.windows = plan_windows(lengths, length=length, stride=stride)
         if not self.windows:
@@ -196,6 +202,8 @@ class OmnigesDataset(Dataset):
             ).astype(np.float32),
             "codes": np.stack([lat.rows(clip, f"codes/{p}", ta, tb) for p in PART_NAMES], 1).astype(np.int64),
         }
+        if self.speaker_index is not None:
+            item["speaker"] = np.int64(self.speaker_index[clip])
         if self.with_parts:
             for part in PART_NAMES:
                 item[f"part_{part}"] = self.clips.rows(clip, f"parts/{part}", a, b)
@@ -213,6 +221,12 @@ class OmnigesDataset(Dataset):
     def normalizer(self) -> BatchNormalizer:
         """What standardises this dataset's raw batches on the device (the item statistics, as tensors)."""
         return BatchNormalizer(self._item_stats())
+
+
+def corpus_speakers(clips: LmdbReader, splits: list[str]) -> list[int]:
+    """The sorted speaker ids of a clip cache's clips in `splits` (preprocess records each clip's speaker)."""
+    index = clips.meta["index"]
+    return sorted({info["speaker"] for info in index.values() if info["split"] in splits and "speaker" in info})
 
 
 TOKEN_KEYS = ("text", "word_ids", "gesture", "codes", "token_mask")  # 7.5 per second; everything else is 30 fps

@@ -95,6 +95,10 @@ def condition_inputs(
         inputs.update({key: cond.get(key) for key in STREAM_KEYS[stream]})
         inputs[MASK_KEY[stream]] = mask
         times[stream] = mask.any(dim=-1).float()
+    speaker = cond.get("speaker")
+    if exists(speaker):  # (b,) indices; a dropped one becomes -1, the unknown speaker
+        dropped = drop.get("speaker") if exists(drop) else None
+        inputs["speaker"] = torch.where(dropped, -1, speaker) if exists(dropped) else speaker
     return inputs, times
 
 
@@ -120,6 +124,8 @@ class RectifiedFlow:
     # A2G's optional transcript is dropped alone this often, so the model also works from speech alone
     # (`omniges generate --audio` without a transcript) instead of leaning on the text.
     a2g_text_dropout: float = 0.5
+    # the speaker id is dropped with every condition (CFG) and alone this often, so unknown speakers work too
+    speaker_dropout: float = 0.1
     shortcut_fraction: float = 0.25  # share of a batch trained on the shortcut self-consistency target
     max_shortcut_steps: int = 128  # smallest trained shortcut step is 1 / max_shortcut_steps
     prefix_prob: float = 0.25  # share of gesture samples with a clean known prefix (windowed inpainting)
@@ -204,17 +210,20 @@ class RectifiedFlow:
         return t * x1 + (1 - t) * x0, x1 - x0
 
     def condition_drop(
-        self, task: Task, batch: int, p: float, generator: torch.Generator | None, device: torch.device
+        self, task: Task, batch: int, p: float, generator: torch.Generator | None, device: torch.device,
+        *, speaker: bool = False,
     ) -> dict[str, Tensor]:
-        """Per-sample classifier-free-guidance drops of the conditioning streams."""
+        """Per-sample classifier-free-guidance drops of the conditioning streams (and of the speaker id)."""
         streams = TASK_CONDITIONS[task]
         drop_all = rand((batch,), generator, device) < p
-        if len(streams) == 1:
-            return {streams[0]: drop_all}
         alone = {stream: p for stream in streams}
         if task == "a2g" and p > 0:
             alone["text"] = max(p, self.a2g_text_dropout)
-        return {stream: drop_all | (rand((batch,), generator, device) < alone[stream]) for stream in streams}
+        drops = {streams[0]: drop_all} if len(streams) == 1 else {
+            stream: drop_all | (rand((batch,), generator, device) < alone[stream]) for stream in streams}
+        if speaker:  # drawn last, so runs without speakers draw the same numbers as before
+            drops["speaker"] = drop_all | (rand((batch,), generator, device) < self.speaker_dropout)
+        return drops
 
     def training_step(
         self,
@@ -240,7 +249,8 @@ class RectifiedFlow:
         reference = batch["gesture"] if stream == "text" else batch[DATA_KEY[stream]]
         b, device = reference.shape[0], reference.device
         p = 0.0 if task == "g2t" else default(cfg_dropout, self.cfg_dropout)
-        inputs, times = condition_inputs(task, batch, self.condition_drop(task, b, p, generator, device))
+        drop = self.condition_drop(task, b, p, generator, device, speaker=exists(batch.get("speaker")))
+        inputs, times = condition_inputs(task, batch, drop)
         if stream == "text":
             return self._text_step(model, batch, inputs, times, generator)
         return self._flow_step(model, batch, stream, inputs, times, generator, aux_loss)
@@ -563,7 +573,7 @@ class RectifiedFlow:
         """Slice conditions to tokens [start, end): token-rate keys directly, 30 fps audio keys by frames."""
         sliced = {}
         for key, value in cond.items():
-            if not isinstance(value, Tensor):
+            if not isinstance(value, Tensor) or value.ndim < 2:  # per-sample values (speaker) are not sliced
                 sliced[key] = value
             elif key in ("wavlm", "mfcc", "audio_mask"):
                 sliced[key] = value[:, start * frames_per_token : end * frames_per_token]

@@ -64,6 +64,7 @@ class OmnigesConfig:
     shortcut: bool = True  # step-size input d for shortcut-model few-step sampling
     flash_attn: bool = True  # torch scaled_dot_product_attention inside MMDiT
     gradient_checkpointing: bool = False
+    num_speakers: int = 0  # learned speaker embeddings (+ one "unknown speaker" row) in time_cond; 0 = none
 
     def __post_init__(self) -> None:
         self.gesture_parts = tuple(self.gesture_parts)
@@ -217,6 +218,10 @@ class OmnigesTransformerModel(nn.Module):
         time_inputs = (*STREAMS, "step") if c.shortcut else STREAMS
         self.time_embeds = nn.ModuleDict({name: TimestepEmbedding(c.time_embed_dim) for name in time_inputs})
         self.to_time_cond = nn.Linear(len(time_inputs) * c.time_embed_dim, c.dim_cond)
+        # speaker i < num_speakers, or row num_speakers: the unknown (CFG-dropped) speaker; summed into time_cond
+        self.speaker_embed = nn.Embedding(c.num_speakers + 1, c.dim_cond) if c.num_speakers else None
+        if exists(self.speaker_embed):
+            nn.init.normal_(self.speaker_embed.weight, std=0.02)
 
         self.mmdit = MMDiT(
             depth=c.depth, dim_modalities=(c.text_dim, c.audio_dim, c.gesture_dim),
@@ -347,6 +352,19 @@ class OmnigesTransformerModel(nn.Module):
         embeds = [self.time_embeds[name](t) for name, t in times.items()]
         return self.to_time_cond(torch.cat(embeds, dim=-1))
 
+    def speaker_condition(self, speaker: Tensor | None, batch: int, device: torch.device) -> Tensor | None:
+        """(b,) speaker indices (< 0 or None: unknown speaker) -> (b, dim_cond) embeddings; None without speakers."""
+        if not exists(self.speaker_embed):
+            if exists(speaker) and bool((speaker >= 0).any()):
+                raise ValueError("this generator was trained without speaker conditioning (num_speakers = 0)")
+            return None
+        unknown = self.config.num_speakers
+        index = torch.full((batch,), unknown, dtype=torch.long, device=device) if speaker is None else speaker
+        index = torch.where(index < 0, unknown, index.to(device=device, dtype=torch.long))
+        if bool((index > unknown).any()):
+            raise ValueError(f"speaker index out of range: {index.max().item()} >= {unknown}")
+        return self.speaker_embed(index)
+
     def backbone(self, tokens: tuple[Tensor, ...], masks: tuple[Tensor, ...], time_cond: Tensor) -> tuple[Tensor, ...]:
         """MMDiT blocks (the package's loop, unrolled here so each block can be checkpointed)."""
         mm = self.mmdit
@@ -379,6 +397,7 @@ class OmnigesTransformerModel(nn.Module):
         t_audio: float | Tensor,
         t_gesture: float | Tensor,
         step_size: float | Tensor | None = None,
+        speaker: Tensor | None = None,
         generate: set[str],
         with_code_logits: bool = True,
         cache: dict | None = None,
@@ -387,7 +406,8 @@ class OmnigesTransformerModel(nn.Module):
 
         Shapes: text (b, n, text_feature_dim), text_mask (b, n); wavlm (b, 4n, 768), mfcc (b, 4n, 128),
         audio_mask (b, 4n) at 30 fps; gesture (b, n, parts * latent_dim), gesture_mask / gesture_known (b, n).
-        Masks are True where valid. Outputs: gesture_velocity (b, n, parts * latent_dim), code_logits
+        Masks are True where valid; speaker (b,) indices into the checkpoint's speaker list, < 0 or None for the
+        unknown speaker. Outputs: gesture_velocity (b, n, parts * latent_dim), code_logits
         {part: (b, n, num_code_layers, num_codes)}, text_logits (b, n, vocab), mfcc_velocity (b, 4n, 128).
         """
         generate = set(generate)
@@ -408,6 +428,8 @@ class OmnigesTransformerModel(nn.Module):
         step = as_batch_tensor(step_size, batch, device) if exists(step_size) else None
         times = (as_batch_tensor(t, batch, device) for t in (t_text, t_audio, t_gesture))
         time_cond = self.time_condition(*times, step)
+        speaker_cond = self.speaker_condition(speaker, batch, device)
+        time_cond = time_cond + speaker_cond.to(time_cond.dtype) if exists(speaker_cond) else time_cond
         # bf16 weights: mHC mixes residual streams in float32, autocast keeps every matmul in the weights' dtype.
         # float32 weights leave the caller's autocast (mixed-precision training) in force rather than disabling it.
         precision = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()

@@ -17,7 +17,14 @@ import numpy as np
 import torch
 
 from omniges.data.body import PART_NAMES
-from omniges.data.dataset import FRAMES_PER_TOKEN, BatchNormalizer, OmnigesDataset, collate, crop_batch
+from omniges.data.dataset import (
+    FRAMES_PER_TOKEN,
+    BatchNormalizer,
+    OmnigesDataset,
+    collate,
+    corpus_speakers,
+    crop_batch,
+)
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.features.text import Vocabulary
 from omniges.models.flow import RectifiedFlow
@@ -46,7 +53,7 @@ def flow_batch(batch: dict[str, Any]) -> dict[str, Any]:
         "wavlm": batch["wavlm"], "mfcc": batch["mfcc"], "audio_mask": batch["frame_mask"],
         "text": batch["text"], "text_mask": token_mask & has_text, "text_ids": ids,
         "codes": {part: batch["codes"][:, :, i] for i, part in enumerate(PART_NAMES)},
-    }
+    } | ({"speaker": batch["speaker"]} if "speaker" in batch else {})
 
 
 def model_config(size: str, overrides: dict[str, Any], *, text_dim: int, vocab_size: int) -> OmnigesConfig:
@@ -55,6 +62,15 @@ def model_config(size: str, overrides: dict[str, Any], *, text_dim: int, vocab_s
     if size not in base:
         raise ValueError(f"model.size must be one of {sorted(base)}, got {size!r}")
     return base[size](**{"text_feature_dim": text_dim, "vocab_size": vocab_size, **overrides})
+
+
+def model_speakers(corpus: list[int], overrides: dict[str, Any]) -> list[int]:
+    """The speakers the generator is conditioned on: the corpus's, or none with `model.overrides.num_speakers: 0`."""
+    wanted = overrides.get("num_speakers", len(corpus))
+    if wanted not in (0, len(corpus)):
+        raise ValueError(f"model.overrides.num_speakers must be 0 (no speaker conditioning) or the corpus's "
+                         f"{len(corpus)} training speakers, got {wanted}")
+    return corpus if wanted else []
 
 
 def random_crop(batch: dict[str, Any], min_tokens: int, generator: torch.Generator, *,
@@ -130,12 +146,19 @@ def train_generator(
     part_stats = processor.part_stats()
     # raw items (float16 audio features, un-normalised parts): loader workers move half the bytes, and the
     # standardisation runs on the training device inside the loss
-    train_set = OmnigesDataset(cache_dir, split=["train", "additional"], length=window, stride=stride,
-                               part_stats=part_stats, raw=True)
-    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window, part_stats=part_stats, raw=True)
+    # the speakers of the training clips (data.speakers selected them at preprocess): one embedding each, plus the
+    # unknown speaker; the list is stored in model.pt, so `--speaker ID` names a speaker, not an index
+    train_splits = ["train", "additional"]
+    speakers = model_speakers(corpus_speakers(LmdbReader(cache_dir / "clips.lmdb"), train_splits),
+                              model.get("overrides", {}))
+    train_set = OmnigesDataset(cache_dir, split=train_splits, length=window, stride=stride,
+                               part_stats=part_stats, raw=True, speakers=speakers or None)
+    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window, part_stats=part_stats, raw=True,
+                             speakers=speakers or None)
     vocab = Vocabulary.load(cache_dir / "vocab.json")
     text_dim = train_set.features.meta["text_dim"]
-    config = model_config(model["size"], model.get("overrides", {}), text_dim=text_dim, vocab_size=len(vocab))
+    config = model_config(model["size"], {**model.get("overrides", {}), "num_speakers": len(speakers)},
+                          text_dim=text_dim, vocab_size=len(vocab))
     net = OmnigesTransformerModel(config)
     weights = LossWeights(**loss)
     rectified = RectifiedFlow(**flow, code_weight=weights.code, text_weight=weights.text,
@@ -171,6 +194,7 @@ def train_generator(
         "window": window, "min_window": min_window, "face_jaw": face_jaw,
         "features": {k: train_set.features.meta[k] for k in ("wavlm", "wavlm_random_init", "text", "n_mfcc")},
         "features_params": features_params or {}, "settings_hash": digest,
+        "speakers": speakers,
     }
     summary = {"parameters": count_parameters(net), "train_windows": len(train_set), "steps": train_cfg.steps,
                "device": str(acc.device), "processes": acc.num_processes,

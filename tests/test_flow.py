@@ -385,6 +385,11 @@ def test_batched_cfg_equals_two_calls_on_the_real_model():
     runs = [FLOW_X.sample(model, "a2g", cond, steps=2, guidance=2.5, batch_cfg=batch,
                           generator=torch.Generator().manual_seed(4)) for batch in (False, True)]
     torch.testing.assert_close(runs[1], runs[0], atol=1e-5, rtol=1e-5)
+    speaking = tiny_model(num_speakers=3).eval()  # the unconditional rows drop the speaker id too
+    cond["speaker"] = torch.tensor([0, 2])
+    runs = [FLOW_X.sample(speaking, "a2g", cond, steps=2, guidance=2.5, batch_cfg=batch,
+                          generator=torch.Generator().manual_seed(4)) for batch in (False, True)]
+    torch.testing.assert_close(runs[1], runs[0], atol=1e-5, rtol=1e-5)
 
 
 def test_guidance_interval_guides_only_the_steps_inside_it():

@@ -442,7 +442,7 @@ class RectifiedFlow:
         if batch_cfg and guidance != 1.0:  # rows b.. 2b: every condition dropped, the CFG training's null input
             doubled = {k: torch.cat([v, v]) if isinstance(v, Tensor) else v for k, v in cond.items()}
             dropped = torch.arange(2 * b, device=mask.device) >= b
-            batched = condition_inputs(task, doubled, dict.fromkeys(TASK_CONDITIONS[task], dropped))
+            batched = condition_inputs(task, doubled, dict.fromkeys((*TASK_CONDITIONS[task], "speaker"), dropped))
 
         def paste(x: Tensor) -> Tensor:
             return torch.where(clamp, known, x) if exists(clamp) else x

@@ -256,39 +256,53 @@ class Omniges:
     def _generator(self, seed: int | None) -> torch.Generator:
         return torch.Generator(self.device).manual_seed(self.settings.seed if seed is None else seed)
 
+    def seed_latents(self, seed_motion: dict[str, np.ndarray]) -> torch.Tensor:
+        """Seed poses (SMPL-X motion, whole gesture tokens used) -> the generator's known prefix latents (1, p, D)."""
+        latents = self.gesture_condition(seed_motion)["gesture"]
+        if latents.shape[1] >= self.window_tokens:
+            raise ValueError(f"seed_motion: {len(seed_motion['poses'])} frames; seed poses must be shorter than one "
+                             f"generation window ({self.window_tokens * FRAMES_PER_TOKEN} frames)")
+        return latents
+
     def _gesture(self, task: str, cond: dict[str, torch.Tensor], n_frames: int, seed: int | None,
-                 steps: int | None, guidance: float | None) -> dict[str, np.ndarray]:
+                 steps: int | None, guidance: float | None,
+                 seed_motion: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         s = self.settings
         cond = to_device(cond, self.device)
         with torch.no_grad():
+            prefix = self.seed_latents(seed_motion) if seed_motion is not None else None
             latents = self.flow.generate_long(
                 self.model, task, cond, window=self.window_tokens, overlap=s.overlap_tokens,
                 steps=steps or s.steps, guidance=s.guidance_for(task) if guidance is None else guidance,
-                solver=s.solver, generator=self._generator(seed))
+                solver=s.solver, generator=self._generator(seed), prefix=prefix)
             parts = self.processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)
         parts = {p: v[:, :n_frames] for p, v in parts.items()}
         poses, trans, expressions = self.processor.to_smplx(parts)
         return {"poses": poses, "trans": trans, "expressions": expressions, "betas": np.zeros(300, np.float32)}
 
     def a2g(self, wave: np.ndarray, words: Words | None = None, *, seed: int | None = None, steps: int | None = None,
-            guidance: float | None = None) -> dict[str, np.ndarray]:
-        """Speech (16 kHz mono float) [+ timed transcript] -> SMPL-X motion at 30 fps, as long as the speech."""
+            guidance: float | None = None, seed_motion: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Speech (16 kHz mono float) [+ timed transcript] -> SMPL-X motion at 30 fps, as long as the speech.
+
+        `seed_motion` ({'poses', 'trans', 'expressions'} of the first frames): seed poses the motion starts from
+        (GestureLSM's protocol: 16 frames = 4 tokens); its tokens are encoded and kept as the known prefix."""
         self._require("a2g")
         check_speech(wave)
         n_frames = speech_frames(len(wave))
         cond = self.audio_condition(wave, n_frames)
         if words:
             cond.update(self.text_condition(words, n_frames))
-        return self._gesture("a2g", cond, n_frames, seed, steps, guidance)
+        return self._gesture("a2g", cond, n_frames, seed, steps, guidance, seed_motion)
 
-    def t2g(self, words: Words, *, seconds: float | None = None, seed: int | None = None,
-            steps: int | None = None, guidance: float | None = None) -> dict[str, np.ndarray]:
-        """Timed transcript -> SMPL-X motion lasting `seconds` (default: to the last word's end)."""
+    def t2g(self, words: Words, *, seconds: float | None = None, seed: int | None = None, steps: int | None = None,
+            guidance: float | None = None, seed_motion: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Timed transcript -> SMPL-X motion lasting `seconds` (default: to the last word's end); seed_motion as A2G."""
         self._require("t2g")
         if not words:
             raise ValueError("t2g needs at least one timed word")
         n_frames = int(round((seconds or max(e for _, _, e in words)) * FPS))
-        return self._gesture("t2g", self.text_condition(words, n_frames), n_frames, seed, steps, guidance)
+        return self._gesture("t2g", self.text_condition(words, n_frames), n_frames, seed, steps, guidance,
+                             seed_motion)
 
     def g2t_log_probs(self, motion: dict[str, np.ndarray]) -> np.ndarray:
         """SMPL-X motion -> per-gesture-token log-probabilities over the vocabulary (n_tokens, vocab), 7.5 per s.

@@ -12,7 +12,7 @@ adds eps to both covariances before sqrtm, and computes LVD from pred[1:] - pred
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import librosa
 import numpy as np
@@ -228,3 +228,18 @@ def log_mel_distance(log_mel_ref: np.ndarray, log_mel_gen: np.ndarray) -> float:
     """Mean absolute difference of two (T, n_mels) log-mel spectrograms over their common first min(T) frames."""
     n = min(len(log_mel_ref), len(log_mel_gen))
     return float(np.mean(np.abs(np.asarray(log_mel_ref[:n], np.float64) - np.asarray(log_mel_gen[:n], np.float64))))
+
+
+# ---------------------------------------------------------------- confidence intervals
+
+
+def bootstrap_ci(score: Callable[[np.ndarray], dict[str, float]], n: int, *, resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals: `score(index)` on `resamples` draws of n of the n units with replacement
+    (fixed seed); {metric: [lo, hi]} for the metrics every draw defines."""
+    rng = np.random.default_rng(seed)
+    draws = [score(rng.integers(0, n, n)) for _ in range(resamples)]
+    keys = set.intersection(*(set(d) for d in draws)) if draws else set()
+    tail = 50 * (1 - level)
+    return {k: [float(np.percentile([d[k] for d in draws], tail)), float(np.percentile([d[k] for d in draws],
+                100 - tail))] for k in sorted(keys)}

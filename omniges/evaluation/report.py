@@ -62,10 +62,11 @@ class GestureStats:
         return len(self.frames)
 
     def score(self, index: np.ndarray | None = None) -> dict[str, float]:
-        """The metrics of the clips `index` (with repeats, for a resample; default all)."""
+        """The metrics of the clips `index` (with repeats, for a resample, FGD by `fgd_eig`; default all)."""
+        distance = metrics.fgd if index is None else metrics.fgd_eig
         index = np.arange(len(self)) if index is None else np.asarray(index)
         frames = self.frames[index]
-        out = {"fgd": metrics.fgd(np.concatenate([self.real_latents[i] for i in index]),
+        out = {"fgd": distance(np.concatenate([self.real_latents[i] for i in index]),
                                   np.concatenate([self.gen_latents[i] for i in index])),
                "l1div": float(self.l1_total[index].sum() / frames.sum())}
         scored = index[~np.isnan(self.bc[index])]

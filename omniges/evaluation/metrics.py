@@ -70,10 +70,15 @@ def fgd_eig(real_latents: np.ndarray, gen_latents: np.ndarray) -> float:
     """FGD with tr sqrt(S1 S2) from the eigenvalues of S1 S2 (real, >= 0 for covariances): the same distance as
     `fgd` without scipy's sqrtm, which takes seconds on the rank-deficient covariances of a few clips (bootstrap)."""
     real, gen = np.asarray(real_latents, np.float64), np.asarray(gen_latents, np.float64)
-    s1, s2 = np.cov(gen, rowvar=False), np.cov(real, rowvar=False)
+    a, b = (gen - gen.mean(0)) / math.sqrt(len(gen) - 1), (real - real.mean(0)) / math.sqrt(len(real) - 1)
     diff = gen.mean(0) - real.mean(0)
-    root = np.sqrt(np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)).sum()
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * root)
+    if len(a) <= a.shape[1]:  # S1 S2 = A'A B'B has the nonzero eigenvalues of the small symmetric (AB')(AB')'
+        products = a @ b.T
+        eigen = np.linalg.eigvalsh(products @ products.T)
+    else:
+        eigen = np.linalg.eigvals((a.T @ a) @ (b.T @ b)).real
+    root = np.sqrt(np.clip(eigen, 0, None)).sum()
+    return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * root)
 
 
 # ---------------------------------------------------------------- BC (beat consistency)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from omniges.evaluation import report
 from omniges.evaluation.evaluator import VAESKConv
@@ -27,6 +28,7 @@ def _clip(rng, frames: int) -> report.Motion:
 def test_gesture_stats_score_all_clips_as_gesture_metrics_did_and_resamples_differ():
     rng = np.random.default_rng(0)
     refs, cands = [_clip(rng, 240) for _ in range(3)], [_clip(rng, 240) for _ in range(3)]
+    torch.manual_seed(0)
     kwargs = {"evaluator": VAESKConv().eval(), "mean_vel": np.ones(55)}
     stats = report.gesture_stats(refs, cands, **kwargs)
     whole = stats.score()
@@ -36,9 +38,9 @@ def test_gesture_stats_score_all_clips_as_gesture_metrics_did_and_resamples_diff
     joints = [report.fk_no_translation(m.poses) for m in cands]
     assert whole["l1div"] == pytest.approx(metrics.l1_diversity(joints))
     assert stats.score(np.array([0, 0, 1]))["l1div"] != whole["l1div"]
-    assert stats.score(np.arange(3))["fgd"] == pytest.approx(whole["fgd"], rel=1e-6)  # fgd_eig = EMAGE's fgd
+    assert stats.score(np.arange(3))["fgd"] == pytest.approx(whole["fgd"], rel=1e-4)  # fgd_eig = EMAGE's fgd
     ci = bootstrap_ci(stats.score, len(stats), resamples=30)
-    assert all(lo - 1e-6 * abs(lo) <= whole[k] <= hi + 1e-6 * abs(hi) for k, (lo, hi) in ci.items())
+    assert all(lo - 1e-4 * abs(lo) <= whole[k] <= hi + 1e-4 * abs(hi) for k, (lo, hi) in ci.items())
 
 
 def test_random_clip_baseline_draws_from_the_pool_cut_to_length():

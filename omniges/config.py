@@ -142,6 +142,32 @@ class ComputeParams(Strict):
     slurm: SlurmParams = SlurmParams()
 
 
+class EvaluatorParams(Strict):
+    """The FGD motion autoencoder: EMAGE's checkpoint to import, or how to train one on this corpus."""
+
+    import_: str = Field("", alias="import")
+    kintree: str = ""
+    window: int = Field(64, ge=8)
+    stride: int = Field(16, ge=1)
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    seed: int = 0
+
+
+class EvaluationParams(Strict):
+    evaluator: EvaluatorParams = EvaluatorParams()
+    mean_vel: str = ""
+    max_clips: int = Field(0, ge=0)
+    split: Literal["val", "test"] = "test"  # tune (sweeps) on val, report on test
+    seed_frames: int = Field(16, ge=0, multiple_of=4)  # GestureLSM: 4 latent tokens of the real motion; 0 = no row
+    bootstrap: int = Field(1000, ge=0)  # resamples of the clips for 95% CIs on generated rows; 0 = none
+    bootstrap_seed: int = 0
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        return super().model_dump(by_alias=True, **kwargs)
+
+
 class TrackingParams(Strict):
     experiment: str = "omniges"
     uri: str = ""
@@ -166,6 +192,7 @@ class Params(BaseModel):
     render: RenderParams = RenderParams()
     tracking: TrackingParams = TrackingParams()
     compute: ComputeParams = ComputeParams()
+    evaluation: EvaluationParams = EvaluationParams()
 
     @model_validator(mode="after")
     def _imports_are_usable(self) -> Params:

@@ -303,18 +303,28 @@ class Omniges:
             raise ValueError(f"unknown speaker {speaker}; this checkpoint's speakers: {known}")
         return self.speakers.index(speaker)
 
+    def seed_latents(self, seed_motion: dict[str, np.ndarray]) -> torch.Tensor:
+        """Seed poses (SMPL-X motion, whole gesture tokens used) -> the generator's known prefix latents (1, p, D)."""
+        latents = self.gesture_condition(seed_motion)["gesture"]
+        if latents.shape[1] >= self.window_tokens:
+            raise ValueError(f"seed_motion: {len(seed_motion['poses'])} frames; seed poses must be shorter than one "
+                             f"generation window ({self.window_tokens * FRAMES_PER_TOKEN} frames)")
+        return latents
+
     def _gesture(self, task: str, cond: dict[str, torch.Tensor], n_frames: int, seed: int | None,
-                 steps: int | None, guidance: float | None, speaker: int | None = None) -> dict[str, np.ndarray]:
+                 steps: int | None, guidance: float | None, speaker: int | None = None,
+                 seed_motion: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         s = self.settings
         index = self.speaker_index(speaker)
         if self.speakers:
             cond = {**cond, "speaker": torch.tensor([index])}
         cond = to_device(cond, self.device)
         with torch.inference_mode():
+            prefix = self.seed_latents(seed_motion) if seed_motion is not None else None
             latents = self.flow.generate_long(
                 self.model, task, cond, window=self.window_tokens, overlap=s.overlap_tokens,
                 steps=steps or s.steps, guidance=s.guidance_for(task) if guidance is None else guidance,
-                generator=self._generator(seed), **s.sampler_kwargs(self.device))
+                generator=self._generator(seed), prefix=prefix, **s.sampler_kwargs(self.device))
             parts = self.processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)
         parts = {p: v[:, :n_frames] for p, v in parts.items()}
         poses, trans, expressions = self.processor.to_smplx(parts)
@@ -322,9 +332,13 @@ class Omniges:
         return {"poses": poses, "trans": trans, "expressions": expressions, "betas": np.zeros(300, np.float32)}
 
     def a2g(self, wave: np.ndarray, words: Words | None = None, *, seed: int | None = None, steps: int | None = None,
-            guidance: float | None = None, speaker: int | None = None) -> dict[str, np.ndarray]:
+            guidance: float | None = None, speaker: int | None = None,
+            seed_motion: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Speech (16 kHz mono float) [+ timed transcript] -> SMPL-X motion at 30 fps, as long as the speech,
-        in the style of `speaker` (an id of `self.speakers`; None: generation.speaker, else the unknown speaker)."""
+        in the style of `speaker` (an id of `self.speakers`; None: generation.speaker, else the unknown speaker).
+
+        `seed_motion` ({'poses', 'trans', 'expressions'} of the first frames): seed poses the motion starts from
+        (GestureLSM's protocol: 16 frames = 4 tokens); its tokens are encoded and kept as the known prefix."""
         self._require("a2g")
         self.speaker_index(speaker)  # an unknown id fails before any feature work
         check_speech(wave)
@@ -332,18 +346,20 @@ class Omniges:
         cond = self.audio_condition(wave, n_frames)
         if words:
             cond.update(self.text_condition(words, n_frames))
-        return self._gesture("a2g", cond, n_frames, seed, steps, guidance, speaker)
+        return self._gesture("a2g", cond, n_frames, seed, steps, guidance, speaker, seed_motion)
 
     def t2g(self, words: Words, *, seconds: float | None = None, seed: int | None = None,
-            steps: int | None = None, guidance: float | None = None,
-            speaker: int | None = None) -> dict[str, np.ndarray]:
-        """Timed transcript -> SMPL-X motion lasting `seconds` (default: to the last word's end), as `speaker`."""
+            steps: int | None = None, guidance: float | None = None, speaker: int | None = None,
+            seed_motion: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Timed transcript -> SMPL-X motion lasting `seconds` (default: to the last word's end), as `speaker`;
+        seed_motion as A2G."""
         self._require("t2g")
         if not words:
             raise ValueError("t2g needs at least one timed word")
         self.speaker_index(speaker)
         n_frames = int(round((seconds or max(e for _, _, e in words)) * FPS))
-        return self._gesture("t2g", self.text_condition(words, n_frames), n_frames, seed, steps, guidance, speaker)
+        return self._gesture("t2g", self.text_condition(words, n_frames), n_frames, seed, steps, guidance, speaker,
+                             seed_motion)
 
     def g2t_log_probs(self, motion: dict[str, np.ndarray]) -> np.ndarray:
         """SMPL-X motion -> per-gesture-token log-probabilities over the vocabulary (n_tokens, vocab), 7.5 per s.

@@ -203,7 +203,7 @@ def _load_model(params: Params, experiment: str):
 
 
 def evaluate(params: Params, experiment: str) -> dict[str, Any]:
-    """Metrics of one experiment on the test clips with reference rows -> results/metrics/<experiment>.json."""
+    """Metrics of one experiment on the `evaluation.split` clips, reference rows, CIs -> results/metrics/<exp>.json."""
     import numpy as np
 
     from omniges.evaluation.evaluate import evaluate_experiment
@@ -216,10 +216,15 @@ def evaluate(params: Params, experiment: str) -> dict[str, Any]:
         results = evaluate_experiment(
             _load_model(params, experiment), cache_dir=CACHE, evaluator_path="results/evaluator.pth", out_json=out,
             mean_vel=np.load(cfg["mean_vel"]) if cfg["mean_vel"] else None, max_clips=cfg["max_clips"] or None,
+            split=cfg["split"], seed_frames=cfg["seed_frames"], bootstrap=cfg["bootstrap"],
+            bootstrap_seed=cfg["bootstrap_seed"],
         )
         for task, rows in results["tasks"].items():
             for row, values in rows.items():
                 run.log_metrics({f"{task}/{row}/{k}": v for k, v in values.items()})
+                bounds = results["ci"][task].get(row, {})
+                run.log_metrics({f"{task}/{row}/{k}_ci_{end}": b[i] for k, b in bounds.items()
+                                 for i, end in enumerate(("lo", "hi"))})
         for path in out.parent.glob(f"{experiment}_*"):
             run.log_artifact(path, "report")
         run.log_artifact(out)

@@ -37,3 +37,13 @@ def test_switch_to_beat2_edits_file_and_validates(tmp_path):
     with pytest.raises(ParamsError, match="data.source"):
         update_params_file(path, {"data.source": "nope"})
     assert load_params(path).data.source == "beat2"  # a rejected change leaves the file as it was
+
+
+def test_evaluation_section_is_validated():
+    params = load_params(ROOT / "params.yaml")
+    evaluation = params.section("evaluation")
+    assert evaluation["split"] == "test" and evaluation["seed_frames"] == 16 and evaluation["bootstrap"] == 1000
+    assert evaluation["evaluator"]["import"] == ""  # the YAML key, not the Python field name
+    for key, value in (("evaluation.split", "train"), ("evaluation.seed_frames", 6), ("evaluation.bogus", 1)):
+        with pytest.raises(ParamsError, match=key.split(".")[-1]):
+            load_params(ROOT / "params.yaml", {key: value})

@@ -27,7 +27,7 @@ TINY = {
     "features.wavlm.config": "tiny", "rvqvae.train.steps": 4, "rvqvae.train.batch_size": 8,
     "rvqvae.model.width": 32, "evaluation.evaluator.steps": 2, "model.overrides": {"depth": 1},
     "training.common.batch_size": 4, "training.common.val_every": 3, "training.common.checkpoint_every": 3,
-    "render.clips": 1, "render.seconds": 2.0, "render.size": 96, "generation.steps": 1,
+    "render.clips": 1, "render.seconds": 2.0, "render.size": 96, "generation.steps": 1, "evaluation.bootstrap": 50,
 }
 
 
@@ -59,10 +59,25 @@ def test_every_stage_runs_and_the_cli_uses_its_outputs(workdir, monkeypatch):
     results = pipeline.evaluate(params, "multitask")
     assert set(results["tasks"]) == {"a2g", "t2g", "g2t", "g2a"}
     a2g = results["tasks"]["a2g"]
-    assert {"generated", "ground_truth", "random_clip", "mean_pose"} <= set(a2g)
+    assert {"generated", "generated_seeded", "ground_truth", "random_clip", "mean_pose"} <= set(a2g)
     assert a2g["ground_truth"]["l1div"] > 1.0 > 1e-9 > a2g["mean_pose"]["l1div"]
+    # chance is a real level: train clips against the test clips, not the test clips reordered (FGD 0 by construction)
+    assert a2g["random_clip"]["fgd"] > 1e-3 > a2g["ground_truth"]["fgd"]
+    assert a2g["generated_seeded"]["fgd"] != a2g["generated"]["fgd"]
+    # a tiny model beats chance where a few steps can: the face close to the speaker's, not another clip's
+    for row in ("generated", "generated_seeded"):
+        assert a2g[row]["face_mse_expressions"] < a2g["random_clip"]["face_mse_expressions"]
     metrics = json.loads(Path("results/metrics/multitask.json").read_text())
-    assert metrics["tasks"]["g2t"]["generated"]["bleu"] >= 0 and metrics["device"] == "cpu"
+    assert metrics["device"] == "cpu" and metrics["split"] == "test" and metrics["seed_frames"] == 16
+    for task, rows in metrics["tasks"].items():
+        intervals = metrics["ci"][task]["generated"]
+        assert set(intervals) == set(rows["generated"]) - {"iconic_hit_rate"}, task
+        for key, (lo, hi) in intervals.items():
+            assert lo - 1e-4 * abs(lo) <= rows["generated"][key] <= hi + 1e-4 * abs(hi), (task, key)
+    assert set(metrics["ci"]["a2g"]["generated_seeded"]) == set(metrics["ci"]["a2g"]["generated"])
+    g2t = metrics["tasks"]["g2t"]
+    assert 0 <= g2t["generated"]["word_accuracy"] <= 1 and 0 <= g2t["most_frequent_word"]["word_accuracy"] <= 1
+    assert "[" in Path("results/metrics/multitask_a2g.md").read_text()  # the table shows the intervals
     videos = pipeline.render(params, "multitask")
     assert len(videos) == 4 and all(v.stat().st_size > 0 for v in videos)
     assert {v["device"] for v in json.loads(Path("results/videos/multitask/index.json").read_text())} == {"cpu"}
@@ -127,6 +142,9 @@ def test_omniges_demo_runs_the_whole_dag_and_both_runners_agree_after(tmp_path):
     metrics = subprocess.run([str(bin_dir / "dvc"), "metrics", "show", "--json"], cwd=work, check=True,
                              capture_output=True, text=True, env=venv_env()).stdout
     assert "results/metrics/multitask.json" in json.loads(metrics)[""]["data"]
+    results = json.loads((work / "results/metrics/multitask.json").read_text())
+    a2g = results["tasks"]["a2g"]
+    assert a2g["random_clip"]["fgd"] > 0 and {"generated", "generated_seeded"} <= set(results["ci"]["a2g"])
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """Metric tables with reference rows: every generated result next to ground truth and baselines on the same clips.
 
-Rows: `generated`, `ground_truth` (where a metric is defined on GT alone: BC, L1div, sync), `random_clip`
-(another test clip's motion / text / audio, cut or tiled to length) and `mean_pose` / `mean_audio`.
+Rows: `generated` (and `generated_seeded`, started from the real motion's first frames), `ground_truth` (where a
+metric is defined on GT alone: BC, L1div, sync), `random_clip` (gesture: a train clip's motion cut or tiled to
+length; text / audio: another evaluated clip's) and `mean_pose` / `mean_audio`.
 """
 
 from __future__ import annotations
@@ -44,40 +45,73 @@ def fk_no_translation(poses: np.ndarray) -> np.ndarray:
     return forward_kinematics(np.asarray(poses), None)
 
 
+@dataclass
+class GestureStats:
+    """Per-clip ingredients of the gesture metrics: any subset of the clips (a bootstrap resample) is scored from
+    them without running the evaluator or forward kinematics again."""
+
+    real_latents: list[np.ndarray]
+    gen_latents: list[np.ndarray]
+    frames: np.ndarray
+    l1_total: np.ndarray  # per clip: L1div's sum of |x - mean| over frames and coordinates
+    bc: np.ndarray  # per clip; NaN where the clip is too short for BC
+    sync_z: np.ndarray
+    per_frame: dict[str, np.ndarray]  # face and velocity metrics, pooled weighted by frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def score(self, index: np.ndarray | None = None) -> dict[str, float]:
+        """The metrics of the clips `index` (with repeats, for a resample, FGD by `fgd_eig`; default all)."""
+        distance = metrics.fgd if index is None else metrics.fgd_eig
+        index = np.arange(len(self)) if index is None else np.asarray(index)
+        frames = self.frames[index]
+        out = {"fgd": distance(np.concatenate([self.real_latents[i] for i in index]),
+                                  np.concatenate([self.gen_latents[i] for i in index])),
+               "l1div": float(self.l1_total[index].sum() / frames.sum())}
+        scored = index[~np.isnan(self.bc[index])]
+        if len(scored):
+            out["bc"] = metrics.weighted_mean(self.bc[scored], self.frames[scored] - 120)
+            out["sync_z"] = float(self.sync_z[scored].mean())
+        out.update({key: metrics.weighted_mean(values[index], frames) for key, values in self.per_frame.items()})
+        return out
+
+
+def gesture_stats(
+    reference: list[Motion], candidate: list[Motion], *, evaluator: VAESKConv, mean_vel: np.ndarray, fps: int = 30,
+) -> GestureStats:
+    """Per-clip FGD latents, L1div sums, BC, sync_z, face and velocity metrics of `candidate` vs `reference`."""
+    joints = [fk_no_translation(m.poses) for m in candidate]
+    ref_joints = [fk_no_translation(m.poses) for m in reference]
+    bc, sync = np.full(len(candidate), np.nan), np.full(len(candidate), np.nan)
+    for i, (m, j, ref) in enumerate(zip(candidate, joints, reference, strict=True)):
+        if ref.audio is not None and len(m.poses) >= BC_MIN_FRAMES:
+            bc[i] = metrics.beat_consistency(ref.audio, ref.sr, j, fps, mean_vel=mean_vel)
+            sync[i] = speech_motion_sync(ref.audio, ref.sr, m.poses, fps)["sync_z"]
+    clip_metrics = [{**metrics.face_metrics(m.expressions, r.expressions[: len(m.expressions)], space="expressions"),
+                     **metrics.velocity_consistency(j, rj[: len(j)], fps)}
+                    for m, r, j, rj in zip(candidate, reference, joints, ref_joints, strict=True)]
+    return GestureStats(
+        real_latents=[latents(evaluator, poses_to_rot6d(m.poses)) for m in reference],
+        gen_latents=[latents(evaluator, poses_to_rot6d(m.poses)) for m in candidate],
+        frames=np.array([len(m.poses) for m in candidate]),
+        l1_total=np.array([metrics.l1_diversity(j) * len(j) for j in joints]), bc=bc, sync_z=sync,
+        per_frame={key: np.array([c[key] for c in clip_metrics]) for key in clip_metrics[0]},
+    )
+
+
 def gesture_metrics(
     reference: list[Motion], candidate: list[Motion], *, evaluator: VAESKConv, mean_vel: np.ndarray, fps: int = 30,
 ) -> dict[str, float]:
     """FGD, BC, L1div, sync_z, face MSE/LVD (expression space), velocity consistency of `candidate` vs `reference`."""
-    real_lat = np.concatenate([latents(evaluator, poses_to_rot6d(m.poses)) for m in reference])
-    gen_lat = np.concatenate([latents(evaluator, poses_to_rot6d(m.poses)) for m in candidate])
-    joints = [fk_no_translation(m.poses) for m in candidate]
-    ref_joints = [fk_no_translation(m.poses) for m in reference]
-    out: dict[str, float] = {"fgd": metrics.fgd(real_lat, gen_lat), "l1div": metrics.l1_diversity(joints)}
-    scored = [(m, j, ref) for m, j, ref in zip(candidate, joints, reference, strict=True)
-              if ref.audio is not None and len(m.poses) >= BC_MIN_FRAMES]
-    if scored:
-        out["bc"] = metrics.weighted_mean(
-            [metrics.beat_consistency(ref.audio, ref.sr, j, fps, mean_vel=mean_vel) for _, j, ref in scored],
-            [len(m.poses) - 120 for m, _, _ in scored],
-        )
-        out["sync_z"] = float(np.mean([speech_motion_sync(ref.audio, ref.sr, m.poses, fps)["sync_z"]
-                                       for m, _, ref in scored]))
-    frames = [len(m.poses) for m in candidate]
-    face = [metrics.face_metrics(m.expressions, r.expressions[: len(m.expressions)], space="expressions")
-            for m, r in zip(candidate, reference, strict=True)]
-    for key in face[0]:
-        out[key] = metrics.weighted_mean([f[key] for f in face], frames)
-    vel = [metrics.velocity_consistency(j, r[: len(j)], fps) for j, r in zip(joints, ref_joints, strict=True)]
-    for key in vel[0]:
-        out[key] = metrics.weighted_mean([v[key] for v in vel], frames)
-    return out
+    return gesture_stats(reference, candidate, evaluator=evaluator, mean_vel=mean_vel, fps=fps).score()
 
 
-def random_clip_baseline(reference: list[Motion], seed: int = 0) -> list[Motion]:
-    """Each clip's motion replaced by another test clip's (a derangement), cut or tiled to length."""
-    n = len(reference)
-    order = np.roll(np.arange(n), 1 + np.random.default_rng(seed).integers(0, max(1, n - 1))) if n > 1 else [0]
-    return [reference[int(j)].cut(len(reference[i].poses)) for i, j in enumerate(order)]
+def random_clip_baseline(reference: list[Motion], pool: list[Motion], seed: int = 0) -> list[Motion]:
+    """Each clip's motion replaced by a clip drawn from `pool` (train clips: not the reference by construction),
+    cut or tiled to length."""
+    picks = np.random.default_rng(seed).integers(0, len(pool), len(reference))
+    return [pool[int(j)].cut(len(m.poses)) for m, j in zip(reference, picks, strict=True)]
 
 
 def mean_pose_baseline(reference: list[Motion], mean_poses: np.ndarray, mean_expressions: np.ndarray) -> list[Motion]:
@@ -136,12 +170,15 @@ def audio_metrics(ref_logmel: list[np.ndarray], gen_logmel: list[np.ndarray], *,
             "envelope_corr": envelope_correlation(ref_logmel, gen_logmel)}
 
 
-def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
-    """Rows x metrics as a markdown table (blank where a metric is undefined for a row)."""
+def markdown_table(rows: dict[str, dict[str, Any]], ci: dict[str, dict[str, list[float]]] | None = None) -> str:
+    """Rows x metrics as a markdown table (blank where a metric is undefined for a row), `value [lo, hi]` where a
+    confidence interval is given ({row: {metric: [lo, hi]}})."""
     keys = sorted({k for row in rows.values() for k, v in row.items() if isinstance(v, int | float)})
     lines = ["| row | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, row in rows.items():
-        cells = [f"{row[k]:.4g}" if isinstance(row.get(k), int | float) else "" for k in keys]
+        bounds = (ci or {}).get(name, {})
+        cells = [(f"{row[k]:.4g}" + (" [{:.4g}, {:.4g}]".format(*bounds[k]) if k in bounds else ""))
+                 if isinstance(row.get(k), int | float) else "" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -507,12 +507,14 @@ class RectifiedFlow:
         guidance: float = 1.0,
         solver: Literal["euler", "heun"] = "euler",
         generator: torch.Generator | None = None,
+        prefix: Tensor | None = None,
         **sample_kwargs: Any,
     ) -> Tensor:
         """Gesture latents for conditions of any length: windows of `window` tokens overlapping by `overlap`.
 
         Each window after the first is inpainted: its first `overlap` tokens are clamped to the previous window's
         last tokens (given clean, flagged as known), so the seam is continuous and memory stays bounded.
+        `prefix` (b, p, D), p < window: known latents of the first p tokens (seed poses), clamped the same way.
         """
         assert task in ("a2g", "t2g"), "long generation produces gesture (a2g, t2g)"
         assert 0 <= overlap < window, "need 0 <= overlap < window"
@@ -521,8 +523,11 @@ class RectifiedFlow:
         reference = cond_full_length["mfcc" if task == "a2g" else "text"]
         b, device = reference.shape[0], reference.device
         out = torch.zeros(b, total, model.config.gesture_latent_dim, device=device)
-
         done, start = 0, 0
+        if exists(prefix):
+            assert prefix.shape[1] < window, "the seed prefix must be shorter than a window"
+            done = min(prefix.shape[1], total)
+            out[:, :done] = prefix[:, :done].to(out)
         while done < total:
             end = min(start + window, total)
             cond = self._window(cond_full_length, start, end, fpt)

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", nargs="?", default="results/benchmarks/inference_quality_ab.json")
     parser.add_argument("--checkpoint", default="results/models/a2g/model.pt")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--bootstrap", type=int, default=500)
+    parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     args = parser.parse_args(argv)
     settings = GenerationSettings.from_params()

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import chdir
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +90,7 @@ def loader_rate(workdir: Path, workers: int, batches: int = 12) -> float:
     from omniges.data.dataset import OmnigesDataset, collate
     from omniges.training.train import StepShards
 
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
+    with chdir(workdir):
         dataset = OmnigesDataset("data/cache", split=["train", "additional"], length=FULL_WINDOW, stride=32,
                                  raw=True)  # as the trainer reads it: normalised on the device
         shards = StepShards(start=0, stop=batches + 2, size=len(dataset), batch_size=FULL_BATCH, seed=0, process=0,
@@ -104,8 +103,6 @@ def loader_rate(workdir: Path, workers: int, batches: int = 12) -> float:
         for _ in range(batches):
             next(it)
         return batches * FULL_BATCH / (time.perf_counter() - start)
-    finally:
-        os.chdir(cwd)
 
 
 def full_size_step_flops(workdir: Path) -> float:
@@ -122,9 +119,7 @@ def full_size_step_flops(workdir: Path) -> float:
     from omniges.training.generator import make_loss_fn, model_config
     from omniges.training.losses import LossWeights
 
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
+    with chdir(workdir):
         params = load_params("params.yaml")
         dataset = OmnigesDataset("data/cache", split=["train", "additional"], length=FULL_WINDOW, stride=32)
         vocab = Vocabulary.load("data/cache/vocab.json")
@@ -141,8 +136,6 @@ def full_size_step_flops(workdir: Path) -> float:
         with counter:
             loss_fn(model, batch, "a2g", torch.Generator().manual_seed(0))["loss"].backward()
         return float(counter.get_total_flops()), sum(p.numel() for p in model.parameters())
-    finally:
-        os.chdir(cwd)
 
 
 def plot(sizes: list[dict], path: Path) -> None:

@@ -121,6 +121,7 @@ class BatchNormalizer:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         out = dict(batch)
+        valid = batch["frame_mask"][..., None].to(torch.float32)
         for key, (mean, std) in self.stats.items():
             if key not in batch:
                 continue
@@ -128,7 +129,6 @@ class BatchNormalizer:
             if (key, value.device) not in self._on:
                 self._on[key, value.device] = (mean.to(value.device), std.to(value.device))
             mean, std = self._on[key, value.device]
-            valid = batch["frame_mask"][..., None].to(torch.float32)
             out[key] = (value.to(torch.float32) - mean) / std * valid
         if "text" in batch:
             out["text"] = batch["text"].to(torch.float32)
@@ -167,6 +167,9 @@ class OmnigesDataset(Dataset):
             stats = np.load(cache_dir / "stats.npz")
             part_stats = {name: (stats[f"{name}_mean"], stats[f"{name}_std"]) for name in PART_NAMES}
         self.stats = part_stats
+        # (mean, std) of each standardised item key: in items (raw=False) or on the device (`normalizer`)
+        self.item_stats = {name: (self.audio_stats[f"{name}_mean"], self.audio_stats[f"{name}_std"])
+                           for name in ("wavlm", "mfcc")} | {f"part_{p}": part_stats[p] for p in PART_NAMES}
         index = self.clips.meta["index"]
         lengths = {
             key: info["n_frames"] for key, info in index.items()
@@ -208,19 +211,15 @@ class OmnigesDataset(Dataset):
             for part in PART_NAMES:
                 item[f"part_{part}"] = self.clips.rows(clip, f"parts/{part}", a, b)
         if not self.raw:
-            for key, (mean, std) in self._item_stats().items():
+            for key, (mean, std) in self.item_stats.items():
                 if key in item:
                     item[key] = ((item[key].astype(np.float32) - mean) / std).astype(np.float32)
             item["text"] = item["text"].astype(np.float32)
         return item
 
-    def _item_stats(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        audio = {name: (self.audio_stats[f"{name}_mean"], self.audio_stats[f"{name}_std"]) for name in ("wavlm", "mfcc")}
-        return audio | {f"part_{part}": self.stats[part] for part in PART_NAMES}
-
     def normalizer(self) -> BatchNormalizer:
         """What standardises this dataset's raw batches on the device (the item statistics, as tensors)."""
-        return BatchNormalizer(self._item_stats())
+        return BatchNormalizer(self.item_stats)
 
 
 def corpus_speakers(clips: LmdbReader, splits: list[str]) -> list[int]:

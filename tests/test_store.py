@@ -191,3 +191,47 @@ def test_raw_batches_normalised_on_the_device_equal_normalised_items(tmp_path):
     assert not expected["frame_mask"].all()
     for key in ("wavlm", "mfcc", "text", "part_upper", "part_lower_trans"):
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
+
+
+def test_resident_batches_equal_the_collated_items_and_train_the_same_steps(tmp_path):
+    from omniges.data.resident import ResidentWindows, resident_bytes, use_resident
+
+    fake_cache(tmp_path, {"a": 400, "b": 130, "c": 40, "d": 203})
+    raw = OmnigesDataset(tmp_path, split="train", length=64, stride=16, raw=True)
+    resident = ResidentWindows(raw)
+    assert len(resident) == len(raw) and resident.nbytes == resident_bytes(raw)
+    short = next(i for i, w in enumerate(raw.windows) if w.frames < 64)  # clip "c": padded frames
+    for ids in ([0, 3, short, len(raw) - 1], [short], list(range(len(raw)))):
+        expected, got = collate([raw[i] for i in ids]), resident.batch(ids)
+        assert got.keys() == expected.keys() and got["clip_id"] == expected["clip_id"]
+        for key, value in expected.items():
+            if isinstance(value, torch.Tensor):
+                assert got[key].dtype == value.dtype, key
+                torch.testing.assert_close(got[key], value, rtol=0, atol=0, msg=key)
+    plain = OmnigesDataset(tmp_path, split="train", length=64, stride=16)  # normalised items: normalised batch
+    torch.testing.assert_close(ResidentWindows(plain).batch([0, short])["part_hands"],
+                               collate([plain[0], plain[short]])["part_hands"], rtol=0, atol=0)
+    assert not use_resident("auto", raw, torch.device("cpu"), 0.25)  # a CPU streams: RSS stays O(batch)
+    assert use_resident(True, raw, torch.device("cpu"), 0.25)
+    with pytest.raises(ValueError, match="data_on_device"):
+        use_resident("sometimes", raw, torch.device("cpu"), 0.25)
+
+    from omniges.training.train import TrainConfig, Trainer
+
+    def loss_fn(model, batch, task, generator):  # audio frames -> gesture tokens, masked
+        pred = model(batch["wavlm"].float().reshape(len(batch["clip_id"]), -1, 32))
+        err = (pred - batch["gesture"]).square().mean(-1) * batch["token_mask"]
+        return {"loss": err.sum() / batch["token_mask"].sum()}
+
+    weights = []
+    for on_device in (False, True):
+        torch.manual_seed(0)
+        config = TrainConfig(steps=6, batch_size=4, lr=1e-2, warmup_steps=1, checkpoint_every=3, val_every=6,
+                             log_every=2)
+        trainer = Trainer(torch.nn.Linear(32, 12), train_set=raw, val_set=raw, collate=collate, loss_fn=loss_fn,
+                          config=config, out_dir=tmp_path / f"run{on_device}", device="cpu")
+        trainer.resident = resident if on_device else None
+        trainer.fit(progress=False)
+        weights.append(trainer.state()["model"])
+    for key, value in weights[0].items():
+        torch.testing.assert_close(weights[1][key], value, rtol=0, atol=0)

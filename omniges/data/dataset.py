@@ -179,7 +179,7 @@ class OmnigesDataset(Dataset):
         position = {speaker: i for i, speaker in enumerate(speakers or [])}
         self.speaker_index = {key: position.get(index[key].get("speaker"), -1) for key in lengths} \
             if speakers is not None else None
-        self.length = length
+        self.length, self.lengths = length, lengths
         self.windows = plan_windows(lengths, length=length, stride=stride)
         if not self.windows:
             raise ValueError(f"{cache_dir}: no windows for split {splits}")
@@ -187,29 +187,34 @@ class OmnigesDataset(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def __getitem__(self, index: int) -> dict[str, np.ndarray | str | int]:
-        window = self.windows[index]
-        a, b = window.start, window.start + window.frames
+    def read(self, clip: str, a: int, b: int) -> dict[str, np.ndarray]:
+        """The raw arrays of frames [a, b) of `clip` (tokens [a/4, b/4)), each read by slice: O(window)."""
         ta, tb = a // FRAMES_PER_TOKEN, b // FRAMES_PER_TOKEN
-        clip, feats, lat = window.clip_id, self.features, self.latents  # each array read by slice: O(window)
-        item: dict[str, np.ndarray | str | int] = {
-            "clip_id": clip,
-            "start": window.start,
+        feats, lat = self.features, self.latents
+        arrays = {
             "wavlm": feats.rows(clip, "wavlm", a, b),
             "mfcc": feats.rows(clip, "mfcc", a, b),
             "text": feats.rows(clip, "text", ta, tb),
             "word_ids": feats.rows(clip, "word_ids", ta, tb).astype(np.int64),
-            "has_text": np.bool_(self.has_text[clip]),
             "gesture": np.concatenate(
                 [lat.rows(clip, f"latents/{p}", ta, tb) / self.latent_scale[p] for p in PART_NAMES], -1
             ).astype(np.float32),
             "codes": np.stack([lat.rows(clip, f"codes/{p}", ta, tb) for p in PART_NAMES], 1).astype(np.int64),
         }
-        if self.speaker_index is not None:
-            item["speaker"] = np.int64(self.speaker_index[clip])
         if self.with_parts:
             for part in PART_NAMES:
-                item[f"part_{part}"] = self.clips.rows(clip, f"parts/{part}", a, b)
+                arrays[f"part_{part}"] = self.clips.rows(clip, f"parts/{part}", a, b)
+        return arrays
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray | str | int]:
+        window = self.windows[index]
+        clip = window.clip_id
+        item: dict[str, np.ndarray | str | int] = {
+            "clip_id": clip, "start": window.start, **self.read(clip, window.start, window.start + window.frames),
+            "has_text": np.bool_(self.has_text[clip]),
+        }
+        if self.speaker_index is not None:
+            item["speaker"] = np.int64(self.speaker_index[clip])
         if not self.raw:
             for key, (mean, std) in self.item_stats.items():
                 if key in item:

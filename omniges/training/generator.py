@@ -25,6 +25,7 @@ from omniges.data.dataset import (
     corpus_speakers,
     crop_batch,
 )
+from omniges.data.resident import ResidentWindows, use_resident
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.features.text import Vocabulary
 from omniges.models.flow import RectifiedFlow
@@ -171,6 +172,10 @@ def train_generator(
                                            batch_tokens=batch_tokens, normalize=train_set.normalizer()),
                       config=train_cfg, out_dir=out_dir, log_metrics=log_metrics, device=device)
     acc = trainer.accelerator
+    if use_resident(train_cfg.data_on_device, train_set, acc.device, train_cfg.resident_max_fraction):
+        trainer.resident = ResidentWindows(train_set, acc.device)
+        log.info("train_%s: the training split is held on %s (%.2f GB): batches are gathered there", experiment,
+                 acc.device, trainer.resident.nbytes / 1e9)
     processor.to(acc.device)  # the frozen tokenizer's decoders give the pose-space losses, next to the model
     marker = out_dir / "checkpoints" / "settings.json"
     same_settings = marker.exists() and json.loads(marker.read_text()).get("hash") == digest

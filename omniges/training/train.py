@@ -52,6 +52,8 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0  # DataLoader workers building batches ahead of the step (0: in the training process)
     prefetch_factor: int = 2  # batches each worker keeps ready
+    data_on_device: str = "auto"  # hold the training split on the device (auto: on a GPU it fits in; see resident)
+    resident_max_fraction: float = 0.25  # auto holds a split of at most this fraction of the GPU's memory
     tasks: dict[str, float] = field(default_factory=lambda: {"a2g": 1.0})
     task_mode: str = "probability"
 
@@ -65,6 +67,9 @@ class TrainConfig:
             raise ValueError(f"training.mixed_precision must be no, bf16 or fp16, got {config.mixed_precision!r}")
         if config.gradient_accumulation_steps < 1:
             raise ValueError("training.gradient_accumulation_steps must be >= 1")
+        config.data_on_device = str(config.data_on_device).lower()
+        if config.data_on_device not in ("auto", "true", "false"):
+            raise ValueError(f"training.data_on_device must be auto, true or false, got {config.data_on_device!r}")
         return config
 
 
@@ -135,6 +140,19 @@ class StepShards(torch.utils.data.Sampler):
                                     world=self.processes * self.micro_steps)
 
 
+class ResidentLoader:
+    """The batches of `shards` gathered from device-resident windows, in the order a DataLoader would give them."""
+
+    def __init__(self, resident, shards: StepShards):
+        self.resident, self.batch_sampler = resident, shards
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def __iter__(self):
+        return (self.resident.batch(ids) for ids in self.batch_sampler)
+
+
 class EMA:
     """EMA of the weights used for evaluation; decay warms up as min(decay, (1+n)/(10+n)) for short runs."""
 
@@ -192,6 +210,7 @@ class Trainer:
         self.ema = EMA(self.accelerator.unwrap_model(self.model), config.ema_decay)
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.resident = None  # a ResidentWindows of train_set: batches gathered on the device instead of loaded
 
     @property
     def checkpoint_path(self) -> Path:
@@ -225,6 +244,8 @@ class Trainer:
         return True
 
     def _batch(self, dataset, indices: list[int]) -> dict[str, Any]:
+        if self.resident is not None and dataset is self.train_set:
+            return self.resident.batch(indices)
         return to_device(self.collate([dataset[i] for i in indices]), self.accelerator.device)
 
     def _generator(self, step: int, shard: int = 0) -> torch.Generator:
@@ -243,6 +264,8 @@ class Trainer:
         shards = StepShards(start=self.step, stop=stop, size=len(self.train_set), batch_size=cfg.batch_size,
                             seed=cfg.seed, process=acc.process_index, processes=acc.num_processes,
                             micro_steps=acc.gradient_accumulation_steps)
+        if self.resident is not None:
+            return ResidentLoader(self.resident, shards)
         workers = cfg.num_workers
         return torch.utils.data.DataLoader(
             self.train_set, batch_sampler=shards, collate_fn=self.collate, num_workers=workers,

@@ -2,7 +2,7 @@
 
 Every arm generates the same (clip, seed) units: the test and val clips of the corpus x `--seeds` seeds, from the
 wav as `Omniges.a2g` does. Per arm: FGD (generated vs real, over all units), sync_z (mean over units) and L1
-diversity, each with a 95% bootstrap CI over units, and the paired bootstrap CI of its difference from the `today`
+diversity, each with a 95% bootstrap CI over units, and the paired bootstrap CI of its difference from the first
 arm (the same resampled units in both arms). Writes JSON (default results/benchmarks/inference_quality_ab.json).
 """
 
@@ -32,6 +32,9 @@ ARMS: dict[str, dict[str, Any]] = {
     "fast_guide_first_step": dict(settings=dict(guidance_interval=(0.0, 0.5))),
     "fast_guide_second_step": dict(settings=dict(guidance_interval=(0.5, 1.0))),
     "fast_1_step": dict(steps=1),
+    # `--checkpoint-b`: a model trained with flow.model_guidance, at its own guidance (1: one call per step)
+    "b": dict(model="b"),
+    "b_1_step": dict(model="b", steps=1),
 }
 
 
@@ -71,20 +74,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="results/benchmarks/inference_quality_ab.json")
     parser.add_argument("--checkpoint", default="results/models/a2g/model.pt")
+    parser.add_argument("--checkpoint-b", default="", help="a second checkpoint, for the arms b and b_1_step")
+    parser.add_argument("--splits", nargs="+", default=["test", "val"], choices=["test", "val"],
+                        help="the clips generated (tune on val; report on test)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     args = parser.parse_args(argv)
     settings = GenerationSettings.from_params()
-    model = Omniges.load(args.checkpoint, settings=settings)
+    models = {"a": Omniges.load(args.checkpoint, settings=settings)}
+    if args.checkpoint_b:
+        models["b"] = Omniges.load(args.checkpoint_b, settings=settings)
     clips = LmdbReader(Path("data/cache/clips.lmdb"))
-    motions = {**test_motions(clips, "test"), **test_motions(clips, "val")}
+    motions = {key: motion for split in args.splits for key, motion in test_motions(clips, split).items()}
     units = [(key, motion, seed) for key, motion in motions.items() for seed in range(args.seeds)]
     evaluator = load_evaluator("results/evaluator.pth")
     real = np.concatenate([latents(evaluator, poses_to_rot6d(m.poses)) for m in motions.values()])
     scores = {}
     with torch.inference_mode():
         for name in args.arms:
+            model = models[ARMS[name].get("model", "a")]
             configure(model, ARMS[name], settings)
             scores[name] = unit_scores(generate_arm(model, units, ARMS[name]), units, evaluator)
             print(name, summary(scores[name], real, np.arange(len(units))), flush=True)
@@ -104,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         print(name, {k: (round(v["value"], 3), [round(x, 3) for x in v["ci95"]],
                          [round(x, 3) for x in v["diff_vs_today_ci95"]]) for k, v in rows[name].items()
                      if k != "settings"}, flush=True)
-    write_json_atomic(Path(args.out), dict(checkpoint=args.checkpoint, clips=list(motions), seeds=args.seeds,
+    write_json_atomic(Path(args.out), dict(checkpoint=args.checkpoint, checkpoint_b=args.checkpoint_b,
+                                           splits=args.splits, clips=list(motions), seeds=args.seeds,
                                            units=len(units), bootstrap=args.bootstrap, baseline=base,
                                            generation=vars(settings), arms=rows))
     print(f"wrote {args.out}")

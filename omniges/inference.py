@@ -311,6 +311,11 @@ class Omniges:
                              f"generation window ({self.window_tokens * FRAMES_PER_TOKEN} frames)")
         return latents
 
+    def guidance_for(self, task: str) -> float:
+        """The CFG scale a task samples with: 1 (one call per step) where the model learned its guidance in
+        training (`flow.model_guidance`), else `generation.guidance` / `task_guidance`."""
+        return 1.0 if task in self.flow.model_guidance else self.settings.guidance_for(task)
+
     def _gesture(self, task: str, cond: dict[str, torch.Tensor], n_frames: int, seed: int | None,
                  steps: int | None, guidance: float | None, speaker: int | None = None,
                  seed_motion: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -323,7 +328,7 @@ class Omniges:
             prefix = self.seed_latents(seed_motion) if seed_motion is not None else None
             latents = self.flow.generate_long(
                 self.model, task, cond, window=self.window_tokens, overlap=s.overlap_tokens,
-                steps=steps or s.steps, guidance=s.guidance_for(task) if guidance is None else guidance,
+                steps=steps or s.steps, guidance=self.guidance_for(task) if guidance is None else guidance,
                 generator=self._generator(seed), prefix=prefix, **s.sampler_kwargs(self.device))
             parts = self.processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)
         parts = {p: v[:, :n_frames] for p, v in parts.items()}
@@ -391,7 +396,7 @@ class Omniges:
             mfcc_norm = self.flow.generate_overlapped(
                 self.model, "g2a", self.gesture_condition(motion), window=self.window_tokens,
                 overlap=s.overlap_tokens, steps=steps or s.steps, generator=self._generator(seed),
-                guidance=s.guidance_for("g2a") if guidance is None else guidance, **s.sampler_kwargs(self.device))[0]
+                guidance=self.guidance_for("g2a") if guidance is None else guidance, **s.sampler_kwargs(self.device))[0]
         coeffs = mfcc_norm.cpu().numpy() * self.stats["mfcc_std"] + self.stats["mfcc_mean"]
         if not waveform:
             return coeffs

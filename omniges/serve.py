@@ -73,7 +73,7 @@ def build_app(model: Omniges, out_root: str | Path) -> Any:
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
                 transcript = gr.Textbox(label="Transcript (optional)", placeholder="the words spoken, if known")
                 steps = gr.Slider(1, 64, value=settings.steps, step=1, label="Sampler steps")
-                guidance = gr.Slider(0.0, 8.0, value=settings.guidance_for("a2g"), step=0.1,
+                guidance = gr.Slider(0.0, 8.0, value=model.guidance_for("a2g"), step=0.1,
                                      label="Classifier-free guidance")
                 seed = gr.Number(value=settings.seed, precision=0, label="Seed (same seed, same motion)")
                 if model.speakers:  # a checkpoint trained with speaker conditioning lists its speakers

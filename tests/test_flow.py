@@ -402,3 +402,37 @@ def test_guidance_interval_guides_only_the_steps_inside_it():
                           generator=torch.Generator().manual_seed(0))
         torch.testing.assert_close(out, x0 + expected)  # v_cond = 1, v_uncond = 0: guided steps move 2x
         assert len(calls) == (4 if interval == (0.0, 1.0) else 3)
+
+
+def test_model_guidance_shifts_the_target_of_conditioned_flow_rows_only():
+    model = tiny_model().eval()  # no dropout: the same call twice gives the same output
+    batch = tiny_batch(model.config)
+    kwargs = dict(shortcut_fraction=0.25, prefix_prob=0.0, cfg_dropout=0.0)
+    plain = RectifiedFlow(**kwargs).training_step(model, batch, "a2g", generator=torch.Generator().manual_seed(0))
+    same = RectifiedFlow(**kwargs, model_guidance={"a2g": 1.0}).training_step(
+        model, batch, "a2g", generator=torch.Generator().manual_seed(0))
+    assert same.keys() == plain.keys() and all(torch.equal(same[k], plain[k]) for k in plain)  # w = 1: no change
+    guided = RectifiedFlow(**kwargs, model_guidance={"a2g": 3.0})
+    assert RectifiedFlow(**kwargs, model_guidance={"t2g": 3.0}).training_step(
+        model, batch, "a2g", generator=torch.Generator().manual_seed(0))["flow"] == plain["flow"]  # other task
+    out = guided.training_step(model, batch, "a2g", generator=torch.Generator().manual_seed(0))
+    assert out["flow"] != plain["flow"] and torch.equal(out["shortcut"], plain["shortcut"])
+
+    from omniges.models.flow import condition_inputs, generated_inputs, time_kwargs
+
+    b, n = batch["gesture"].shape[:2]
+    drop = {"audio": torch.tensor([False, True, False, False]), "text": torch.tensor([False, True, True, False])}
+    inputs, times = condition_inputs("a2g", batch, drop)  # row 1 unconditioned, row 2 audio only
+    x_t, t, step = torch.randn(b, n, model.config.gesture_latent_dim), torch.full((b,), 0.4), torch.zeros(b)
+    mask, flow_rows = batch["gesture_mask"], torch.tensor([True, True, True, False])  # row 3 a shortcut row
+
+    def head(given, given_times):
+        return model(**given, **generated_inputs("gesture", x_t, mask), **time_kwargs({**given_times, "gesture": t}),
+                     step_size=step, generate={"gesture"})["gesture_velocity"]
+
+    cond = head(inputs, times)
+    null = dict.fromkeys(("audio", "text", "speaker"), torch.ones(b, dtype=torch.bool))
+    uncond = head(*condition_inputs("a2g", batch, null))
+    delta = guided._model_guidance(model, "a2g", batch, "gesture", times, cond, x_t, mask, None, t, step, flow_rows)
+    torch.testing.assert_close(delta[[0, 2]], 2.0 * (cond - uncond)[[0, 2]])
+    assert not delta[[1, 3]].any() and (cond - uncond)[[0, 2]].abs().sum() > 0

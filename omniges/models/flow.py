@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -136,6 +136,10 @@ class RectifiedFlow:
     g2t_condition_noise: float = 0.0  # G2T: noise the gesture condition to t in [1 - this, 1] while training
     prediction: Literal["x", "velocity"] = "x"  # what the velocity heads output: clean data, or v itself
     t_eps: float = 0.05  # x-prediction: 1 - t is clipped at this in (x_hat - x_t) / (1 - t)
+    # model guidance (Tang et al. 2025, "Diffusion models without classifier-free guidance"): per task, the scale w
+    # of a guidance learned in training. Conditioned rows regress v + (w - 1) sg(v_cond - v_uncond), the current
+    # network's own guidance direction, so sampling at guidance 1 (one call per step) gives what CFG at w gave
+    model_guidance: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.prediction not in ("x", "velocity"):
@@ -253,7 +257,7 @@ class RectifiedFlow:
         inputs, times = condition_inputs(task, batch, drop)
         if stream == "text":
             return self._text_step(model, batch, inputs, times, generator)
-        return self._flow_step(model, batch, stream, inputs, times, generator, aux_loss)
+        return self._flow_step(model, batch, stream, inputs, times, generator, aux_loss, task=task)
 
     def _text_step(
         self, model: nn.Module, batch: dict[str, Any], inputs: dict[str, Any], times: dict[str, Tensor],
@@ -289,6 +293,8 @@ class RectifiedFlow:
         times: dict[str, Tensor],
         generator: torch.Generator | None,
         aux_loss: AuxLoss | None = None,
+        *,
+        task: Task | None = None,
     ) -> dict[str, Tensor]:
         """Flow (and shortcut) velocity MSE on the generated stream, plus code CE when codes are given."""
         x1 = batch[DATA_KEY[stream]]
@@ -335,7 +341,14 @@ class RectifiedFlow:
             **inputs, **generated_inputs(stream, x_t, mask, known), **time_kwargs({**times, stream: t}),
             step_size=step, generate={stream}, with_code_logits=with_codes,
         )
-        pred = self.velocity(out[VELOCITY_KEY[stream]], x_t, t)
+        head = out[VELOCITY_KEY[stream]]
+        pred = self.velocity(head, x_t, t)
+        guide_delta = self._model_guidance(model, task, batch, stream, times, head, x_t, mask, known, t, step,
+                                           ~shortcut)
+        if exists(guide_delta):  # in velocity space: x-prediction's head is divided by the same 1 - t as the target
+            target = target + (guide_delta if self.prediction == "velocity" else
+                               guide_delta / self._remaining(t, x_t))
+            head = head - guide_delta  # the aux losses score the unguided estimate, which is what the data is
         losses: dict[str, Tensor] = {}
         losses["flow"] = masked_mse(pred[~shortcut], target[~shortcut], loss_mask[~shortcut])
         loss = losses["flow"]
@@ -347,12 +360,37 @@ class RectifiedFlow:
             loss = loss + self.code_weight * losses["code_ce"]
         if exists(aux_loss) and bool((~shortcut).any()):
             rows = ~shortcut
-            x1_pred = self.clean_estimate(out[VELOCITY_KEY[stream]][rows], x_t[rows], t[rows])
+            x1_pred = self.clean_estimate(head[rows], x_t[rows], t[rows])
             for name, value in aux_loss(stream, x1_pred, rows).items():
                 losses[name] = value
                 loss = loss + value
         losses["loss"] = loss
         return losses
+
+    @torch.no_grad()
+    def _model_guidance(
+        self, model: nn.Module, task: Task | None, batch: dict[str, Any], stream: str, times: dict[str, Tensor],
+        head: Tensor, x_t: Tensor, mask: Tensor, known: Tensor | None, t: Tensor, step: Tensor, flow_rows: Tensor,
+    ) -> Tensor | None:
+        """(w - 1) sg(head_cond - head_uncond) on the conditioned flow rows (zero elsewhere), or None without model
+        guidance for `task`. One more forward pass (no gradient), every condition dropped as CFG training drops
+        them."""
+        scale = self.model_guidance.get(task) if exists(task) else None
+        if not exists(scale) or scale == 1.0 or not times:
+            return None
+        conditioned = torch.stack(list(times.values())).amax(0) > 0
+        rows = conditioned & flow_rows
+        if not bool(rows.any()):
+            return None
+        b = x_t.shape[0]
+        null = dict.fromkeys((*TASK_CONDITIONS[task], "speaker"), torch.ones(b, dtype=torch.bool, device=x_t.device))
+        inputs, null_times = condition_inputs(task, batch, null)
+        uncond = model(
+            **inputs, **generated_inputs(stream, x_t, mask, known), **time_kwargs({**null_times, stream: t}),
+            step_size=step, generate={stream}, with_code_logits=False,
+        )[VELOCITY_KEY[stream]]
+        delta = (scale - 1.0) * (head.detach() - uncond)
+        return delta * rearrange(rows, "b -> b 1 1").to(delta.dtype)
 
     @torch.no_grad()
     def _shortcut_target(self, model: nn.Module, stream: str, sub: dict[str, Any], d: Tensor) -> Tensor:

@@ -59,9 +59,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "after_guide_first_step": dict(settings=dict(guidance_interval=(0.0, 0.5))),
     "after_layer4_guide_first_step": dict(layer=4, settings=dict(guidance_interval=(0.0, 0.5))),
     "after_1_step": dict(steps=1),
+    # a model trained with flow.model_guidance samples at guidance 1: one call per step, no unconditional branch
+    "after_model_guidance": dict(model_guidance=True),
+    "after_model_guidance_layer6": dict(model_guidance=True, layer=6),
+    "after_model_guidance_layer4": dict(model_guidance=True, layer=4),
 }
 DEFAULTS = dict(wavlm_dtype=None, chunk_s=10.0, layer="mean", fused=True, repeat=False, steps=None, guidance=None,
-                settings={})
+                settings={}, model_guidance=False)
 
 
 def build(settings: GenerationSettings, *, layer: int | str, window_frames: int = 384) -> Omniges:
@@ -88,6 +92,7 @@ def configure(omniges: Omniges, options: dict[str, Any], settings: GenerationSet
     wavlm.model.to(dtype)
     wavlm.chunk_frames = round(options["chunk_s"] * SAMPLE_RATE / WAVLM_HOP)
     omniges.model.fused_inference = options["fused"]
+    omniges.flow.model_guidance = {"a2g": settings.guidance} if options["model_guidance"] else {}
 
 
 def speech_like(seconds: float, seed: int = 0) -> np.ndarray:

@@ -285,6 +285,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, nargs="+", default=[0.1, 0.5, 1.0, 2.0],
                         help="corpus sizes; the smallest is the base of the marginal per-hour cost")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed first run of the smallest size")
     parser.add_argument("--clip-seconds", type=float, default=60.0)
     parser.add_argument("--repo", default=str(ROOT), help="checkout whose stages run (default: this one)")
     parser.add_argument("--keep", default="", help="keep the largest corpus's work folder here")
@@ -294,6 +295,10 @@ def main() -> None:
            "TRANSFORMERS_OFFLINE": "1"}
     sizes, tmp = [], Path(tempfile.mkdtemp(prefix="omniges-scale-"))
     try:
+        if not args.no_warmup:  # the first size otherwise pays cold imports and page cache, inflating its times
+            (tmp / "warmup").mkdir()
+            run_size(repo, tmp / "warmup", min(args.hours), args.steps, args.clip_seconds, env)
+            shutil.rmtree(tmp / "warmup")
         for hours in sorted(args.hours):
             workdir = tmp / f"{hours:g}h"
             workdir.mkdir()

@@ -7,6 +7,7 @@ import random
 import warnings
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -436,3 +437,21 @@ def test_model_guidance_shifts_the_target_of_conditioned_flow_rows_only():
     delta = guided._model_guidance(model, "a2g", batch, "gesture", times, cond, x_t, mask, None, t, step, flow_rows)
     torch.testing.assert_close(delta[[0, 2]], 2.0 * (cond - uncond)[[0, 2]])
     assert not delta[[1, 3]].any() and (cond - uncond)[[0, 2]].abs().sum() > 0
+
+
+def test_a_checkpoint_trained_with_model_guidance_samples_its_task_at_guidance_one(tmp_path, monkeypatch):
+    from conftest import write_tiny_checkpoint
+
+    from omniges.inference import GenerationSettings, Omniges
+
+    path = write_tiny_checkpoint(tmp_path, tasks=("a2g", "t2g"), flow={"model_guidance": {"a2g": 1.5}})
+    model = Omniges.load(path, cache_dir=tmp_path / "data/cache", rvqvae_dir=tmp_path / "results/rvqvae",
+                         settings=GenerationSettings(guidance=2.0, task_guidance={"t2g": 4.0}))
+    assert model.guidance_for("a2g") == 1.0 and model.guidance_for("t2g") == 4.0
+    seen = []
+    monkeypatch.setattr(type(model.flow), "generate_long", lambda self, *a, guidance, **k: seen.append(guidance) or
+                        torch.zeros(1, 4, model.model.config.gesture_latent_dim))
+    speech = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    model.a2g(speech, seed=0)
+    model.a2g(speech, seed=0, guidance=3.0)  # an explicit guidance still applies
+    assert seen[0] == 1.0 and seen[-1] == 3.0

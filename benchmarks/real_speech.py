@@ -1,0 +1,116 @@
+"""Does a trained A2G model answer real speech? The measures and targets of issue 15 item 5, on real BEAT2 clips.
+
+    python benchmarks/real_speech.py [OUT.json] [--checkpoint results/models/a2g/model.pt] [--clips DIR] [--seeds 4]
+
+For each real clip (`DIR/smplxflame_30/*.npz` with `DIR/wave16k/*.wav`; default: the bundled BEAT2 clip, whose
+speech no demo model was trained on), A2G motion is generated from the wav with `--seeds` seeds and scored:
+- jaw-loudness correlation at lag 0: Pearson r of the jaw opening angle and the frame RMS of the speech (30 fps),
+  for the true pairing and for mismatched speech (the same motion against the clip's speech circularly shifted
+  by 5 s or more: other speech, same statistics); the real motion with its own speech is the reference row;
+- BC (EMAGE beat consistency) of the true and the mismatched pairing, with the clip's own mean_vel when given;
+- L1 diversity of the generated motion against the real motion's.
+Targets: jaw r >= 0.15 and >= 3x the mismatched r; BC above the mismatched BC; L1div within 30% of the real one.
+Means over seeds with a 95% bootstrap CI over (clip, seed) units.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import librosa
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FPS, SR = 30, 16000
+SHIFTS_S = (5.0, 9.0, 13.0, 17.0)
+
+
+def frame_rms(wave: np.ndarray, n_frames: int) -> np.ndarray:
+    """RMS of the speech in a 50 ms window centred on each motion frame."""
+    hop = SR / FPS
+    rms = librosa.feature.rms(y=wave, frame_length=800, hop_length=int(round(hop)), center=True)[0]
+    rms = np.pad(rms, (0, max(0, n_frames - len(rms))), mode="edge")
+    return rms[:n_frames]
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
+
+
+def scores(poses: np.ndarray, wave: np.ndarray, mean_vel: np.ndarray) -> dict[str, float]:
+    from omniges.evaluation import metrics
+    from omniges.evaluation.report import fk_no_translation
+    from omniges.evaluation.sync import jaw_opening
+
+    n = len(poses)
+    jaw, rms = jaw_opening(poses), frame_rms(wave, n)
+    shifts = [int(s * SR) for s in SHIFTS_S if s * SR < len(wave) - 5 * SR]
+    joints = fk_no_translation(poses)
+    out = {"jaw_r": pearson(jaw, rms),
+           "jaw_r_mismatched": float(np.mean([pearson(jaw, frame_rms(np.roll(wave, k), n)) for k in shifts])),
+           "bc": metrics.beat_consistency(wave, SR, joints, FPS, mean_vel=mean_vel),
+           "bc_mismatched": float(np.mean([metrics.beat_consistency(np.roll(wave, k), SR, joints, FPS,
+                                                                    mean_vel=mean_vel) for k in shifts])),
+           "l1div": metrics.l1_diversity(joints)}
+    return out
+
+
+def bootstrap(values: np.ndarray, draws: int = 1000) -> list[float]:
+    rng = np.random.default_rng(0)
+    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(draws)]
+    return np.percentile(means, [2.5, 97.5]).tolist()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default="results/benchmarks/real_speech.json")
+    parser.add_argument("--checkpoint", default="results/models/a2g/model.pt")
+    parser.add_argument("--clips", default=str(ROOT / "tests/fixtures/beat2_real"))
+    parser.add_argument("--seeds", type=int, default=4)
+    args = parser.parse_args(argv)
+    import torch
+
+    from omniges.data.beat2 import read_motion
+    from omniges.data.store import write_json_atomic
+    from omniges.features.audio import load_audio
+    from omniges.inference import GenerationSettings, Omniges
+
+    clips = Path(args.clips)
+    model = Omniges.load(args.checkpoint, settings=GenerationSettings.from_params())
+    mean_vel_path = clips / "mean_std" / "mean_vel_smplxflame_30.npy"
+    mean_vel = np.load(mean_vel_path) if mean_vel_path.exists() else None
+    rows: dict[str, list[dict[str, float]]] = {"generated": [], "real": []}
+    for npz in sorted((clips / "smplxflame_30").glob("*.npz")):
+        motion = read_motion(npz)
+        wave = load_audio(clips / "wave16k" / f"{npz.stem}.wav")
+        n = min(len(motion["poses"]), int(len(wave) / SR * FPS))
+        wave = wave[: int(n * SR / FPS)]
+        rows["real"].append({"clip": npz.stem, **scores(motion["poses"][:n], wave, mean_vel)})
+        with torch.inference_mode():
+            for seed in range(args.seeds):
+                poses = model.a2g(wave, seed=seed)["poses"][:n]
+                rows["generated"].append({"clip": npz.stem, "seed": seed, **scores(poses, wave, mean_vel)})
+    summary = {}
+    for name, units in rows.items():
+        summary[name] = {}
+        for key in ("jaw_r", "jaw_r_mismatched", "bc", "bc_mismatched", "l1div"):
+            values = np.array([u[key] for u in units])
+            summary[name][key] = {"mean": float(values.mean()), "ci95": bootstrap(values)}
+    gen, real = summary["generated"], summary["real"]
+    targets = {
+        "jaw_r_at_least_0.15": gen["jaw_r"]["mean"] >= 0.15,
+        "jaw_r_at_least_3x_mismatched": gen["jaw_r"]["mean"] >= 3 * max(gen["jaw_r_mismatched"]["mean"], 1e-9),
+        "bc_above_mismatched": gen["bc"]["mean"] > gen["bc_mismatched"]["mean"],
+        "l1div_within_30pct_of_real": abs(gen["l1div"]["mean"] / real["l1div"]["mean"] - 1) <= 0.3,
+    }
+    result = {"checkpoint": args.checkpoint, "clips": str(clips), "seeds": args.seeds, "summary": summary,
+              "targets": targets, "units": rows}
+    write_json_atomic(Path(args.out), result)
+    print(json.dumps({"summary": summary, "targets": targets}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

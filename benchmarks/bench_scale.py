@@ -9,8 +9,9 @@ the corpus. Then the loader: samples/s of the training dataset at the full-size 
 and of the device-resident path (`training.common.data_on_device`, gathered on this CPU; on an A100 derived from
 the bytes a sample moves), against what a full-size bf16 training step consumes (FLOPs counted on the real model
 and loss, at 40 % of an A100's 312 TFLOP/s bf16 peak when no GPU is measured). Time is linear when the marginal
-per-hour cost of each data stage ((t - t_smallest) / (h - h_smallest), start-up taken out) agrees across sizes. Writes JSON and a PNG (time and memory against hours)
-next to it, plus the extrapolation to 60 h. `--repo` runs another checkout's stages (before/after comparisons).
+per-hour cost of each data stage ((t - t_smallest) / (h - h_smallest), start-up taken out) agrees across sizes;
+memory is flat when the peak anonymous RSS of the training stages is. Writes JSON and a PNG (time and memory
+against hours) next to it, plus the extrapolation to 60 h. `--repo` runs another checkout's stages (before/after).
 """
 
 from __future__ import annotations

@@ -226,18 +226,18 @@ def summarise(sizes: list[dict], loader: dict[str, float], resident: dict[str, f
     base, large = sizes[0], sizes[-1]
     per_hour = {stage: [s["stages"][stage]["seconds_per_hour"] for s in sizes] for stage in DATA_STAGES}
     raw_spread = {stage: max(v) / min(v) for stage, v in per_hour.items()}
-    marginal = {stage: [(s["stages"][stage]["seconds"] - base["stages"][stage]["seconds"])
-                        / (s["hours"] - base["hours"]) for s in sizes[1:]] for stage in DATA_STAGES}
+
+    def marginal_of(key: str) -> dict[str, list[float]]:
+        return {stage: [(s["stages"][stage][key] - base["stages"][stage][key]) / (s["hours"] - base["hours"])
+                        for s in sizes[1:]] for stage in DATA_STAGES}
+
+    def growth(key: str) -> dict[str, float]:
+        return {stage: large["stages"][stage][key] / base["stages"][stage][key] for stage in TRAIN_STAGES}
+
+    marginal, cpu_marginal = marginal_of("seconds"), marginal_of("cpu_seconds")
     marginal_spread = {stage: max(v) / min(v) if min(v) > 0 else float("inf") for stage, v in marginal.items()}
     startup = {stage: base["stages"][stage]["seconds"] - marginal[stage][-1] * base["hours"] for stage in DATA_STAGES}
-    train_time = {stage: large["stages"][stage]["seconds"] / base["stages"][stage]["seconds"]
-                  for stage in TRAIN_STAGES}
-    rss_growth = {stage: large["stages"][stage]["peak_rss_mb"] / base["stages"][stage]["peak_rss_mb"]
-                  for stage in TRAIN_STAGES}
-    anon_growth = {stage: large["stages"][stage]["peak_anon_rss_mb"] / base["stages"][stage]["peak_anon_rss_mb"]
-                   for stage in TRAIN_STAGES}
-    cpu_marginal = {stage: [(s["stages"][stage]["cpu_seconds"] - base["stages"][stage]["cpu_seconds"])
-                            / (s["hours"] - base["hours"]) for s in sizes[1:]] for stage in DATA_STAGES}
+    train_time, rss_growth, anon_growth = growth("seconds"), growth("peak_rss_mb"), growth("peak_anon_rss_mb")
     step_seconds = flops * FULL_BATCH / (UTILISATION * A100_BF16_FLOPS)
     consumed = FULL_BATCH / step_seconds
     measured = {**loader, "resident_cpu": resident["samples_per_second_cpu"]}

@@ -35,11 +35,17 @@ def resident_bytes(dataset: OmnigesDataset) -> int:
     return frames * per_frame + frames // FRAMES_PER_TOKEN * per_token
 
 
+def data_on_device_setting(value: str | bool) -> str:
+    """`training.common.data_on_device` as 'auto', 'true' or 'false' (YAML may give a bool); anything else is an error."""
+    setting = str(value).lower()
+    if setting not in ("auto", "true", "false"):
+        raise ValueError(f"training.data_on_device must be auto, true or false, got {value!r}")
+    return setting
+
+
 def use_resident(setting: str | bool, dataset: OmnigesDataset, device: torch.device, max_fraction: float) -> bool:
     """`data_on_device`: true / false, or auto = on a CUDA device when the split fits in `max_fraction` of it."""
-    setting = str(setting).lower()
-    if setting not in ("auto", "true", "false"):
-        raise ValueError(f"training.data_on_device must be auto, true or false, got {setting!r}")
+    setting = data_on_device_setting(setting)
     if setting != "auto":
         return setting == "true"
     if device.type != "cuda":

@@ -26,6 +26,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.state import AcceleratorState
 from tqdm import tqdm
 
+from omniges.data.resident import data_on_device_setting
 from omniges.data.sampler import MultiTaskSampler
 from omniges.device import DeviceError, resolve_device, to_device, world_size
 
@@ -67,9 +68,7 @@ class TrainConfig:
             raise ValueError(f"training.mixed_precision must be no, bf16 or fp16, got {config.mixed_precision!r}")
         if config.gradient_accumulation_steps < 1:
             raise ValueError("training.gradient_accumulation_steps must be >= 1")
-        config.data_on_device = str(config.data_on_device).lower()
-        if config.data_on_device not in ("auto", "true", "false"):
-            raise ValueError(f"training.data_on_device must be auto, true or false, got {config.data_on_device!r}")
+        config.data_on_device = data_on_device_setting(config.data_on_device)
         return config
 
 
@@ -145,9 +144,6 @@ class ResidentLoader:
 
     def __init__(self, resident, shards: StepShards):
         self.resident, self.batch_sampler = resident, shards
-
-    def __len__(self) -> int:
-        return len(self.batch_sampler)
 
     def __iter__(self):
         return (self.resident.batch(ids) for ids in self.batch_sampler)

@@ -110,18 +110,31 @@ def run_size(repo: Path, workdir: Path, hours: float, steps: int, clip_seconds: 
             "disk_mb": disk, "disk_mb_per_hour": {k: v / real_hours for k, v in disk.items()}}
 
 
+def full_size_train_set(*, raw: bool = True):
+    """The training split of the working folder's caches at the full-size window (raw: as the trainer reads it,
+    normalised on the device)."""
+    from omniges.data.dataset import OmnigesDataset
+
+    return OmnigesDataset("data/cache", split=["train", "additional"], length=FULL_WINDOW, stride=32, raw=raw)
+
+
+def full_size_shards(size: int, steps: int):
+    """One process's batch indices of `steps` training steps at the full-size batch, as the trainer draws them."""
+    from omniges.training.train import StepShards
+
+    return StepShards(start=0, stop=steps, size=size, batch_size=FULL_BATCH, seed=0, process=0, processes=1,
+                      micro_steps=1)
+
+
 def loader_rate(workdir: Path, workers: int, batches: int = 12) -> float:
     """Training-dataset samples/s at the full-size window through the trainer's DataLoader path."""
     import torch
 
-    from omniges.data.dataset import OmnigesDataset, collate
-    from omniges.training.train import StepShards
+    from omniges.data.dataset import collate
 
     with chdir(workdir):
-        dataset = OmnigesDataset("data/cache", split=["train", "additional"], length=FULL_WINDOW, stride=32,
-                                 raw=True)  # as the trainer reads it: normalised on the device
-        shards = StepShards(start=0, stop=batches + 2, size=len(dataset), batch_size=FULL_BATCH, seed=0, process=0,
-                            processes=1, micro_steps=1)
+        dataset = full_size_train_set()
+        shards = full_size_shards(len(dataset), batches + 2)
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=shards, collate_fn=collate, num_workers=workers,
                                              prefetch_factor=2 if workers else None)
         it = iter(loader)
@@ -136,18 +149,14 @@ def resident_rate(workdir: Path, batches: int = 24) -> dict[str, float]:
     """Samples/s of the device-resident path (`training.common.data_on_device`), here on the CPU, and its bytes."""
     import torch
 
-    from omniges.data.dataset import OmnigesDataset
     from omniges.data.resident import ResidentWindows
-    from omniges.training.train import StepShards
 
     with chdir(workdir):
-        dataset = OmnigesDataset("data/cache", split=["train", "additional"], length=FULL_WINDOW, stride=32,
-                                 raw=True)
+        dataset = full_size_train_set()
         start = time.perf_counter()
         resident = ResidentWindows(dataset)
         load_s = time.perf_counter() - start
-        shards = list(StepShards(start=0, stop=batches + 2, size=len(dataset), batch_size=FULL_BATCH, seed=0,
-                                 process=0, processes=1, micro_steps=1))
+        shards = list(full_size_shards(len(dataset), batches + 2))
         batch = resident.batch(shards[0])
         sample_bytes = sum(v.numel() * v.element_size() for v in batch.values()
                            if isinstance(v, torch.Tensor)) / FULL_BATCH
@@ -168,7 +177,7 @@ def full_size_step_flops(workdir: Path) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from omniges.config import load_params
-    from omniges.data.dataset import OmnigesDataset, collate
+    from omniges.data.dataset import collate
     from omniges.features.text import Vocabulary
     from omniges.models.flow import RectifiedFlow
     from omniges.models.gesture_processor import GestureProcessor
@@ -178,7 +187,7 @@ def full_size_step_flops(workdir: Path) -> float:
 
     with chdir(workdir):
         params = load_params("params.yaml")
-        dataset = OmnigesDataset("data/cache", split=["train", "additional"], length=FULL_WINDOW, stride=32)
+        dataset = full_size_train_set(raw=False)
         vocab = Vocabulary.load("data/cache/vocab.json")
         config = model_config("full", {}, text_dim=dataset.features.meta["text_dim"], vocab_size=len(vocab))
         model = OmnigesTransformerModel(config)

@@ -74,25 +74,30 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from omniges.data.beat2 import read_motion
+    from omniges.data.kinematics import mean_velocity
     from omniges.data.store import write_json_atomic
     from omniges.features.audio import load_audio
     from omniges.inference import GenerationSettings, Omniges
 
     clips = Path(args.clips)
     model = Omniges.load(args.checkpoint, settings=GenerationSettings.from_params())
+    motions = {npz.stem: read_motion(npz) for npz in sorted((clips / "smplxflame_30").glob("*.npz"))}
+    if not motions:
+        raise SystemExit(f"{clips / 'smplxflame_30'}: no .npz motion files")
     mean_vel_path = clips / "mean_std" / "mean_vel_smplxflame_30.npy"
-    mean_vel = np.load(mean_vel_path) if mean_vel_path.exists() else None
+    # BC's per-joint speed normaliser: BEAT2's file when the folder has it, else these clips' own mean speed
+    mean_vel = np.load(mean_vel_path) if mean_vel_path.exists() else mean_velocity(
+        (m["poses"], m["trans"]) for m in motions.values())
     rows: dict[str, list[dict[str, float]]] = {"generated": [], "real": []}
-    for npz in sorted((clips / "smplxflame_30").glob("*.npz")):
-        motion = read_motion(npz)
-        wave = load_audio(clips / "wave16k" / f"{npz.stem}.wav")
+    for stem, motion in motions.items():
+        wave = load_audio(clips / "wave16k" / f"{stem}.wav")
         n = min(len(motion["poses"]), int(len(wave) / SR * FPS))
         wave = wave[: int(n * SR / FPS)]
-        rows["real"].append({"clip": npz.stem, **scores(motion["poses"][:n], wave, mean_vel)})
+        rows["real"].append({"clip": stem, **scores(motion["poses"][:n], wave, mean_vel)})
         with torch.inference_mode():
             for seed in range(args.seeds):
                 poses = model.a2g(wave, seed=seed)["poses"][:n]
-                rows["generated"].append({"clip": npz.stem, "seed": seed, **scores(poses, wave, mean_vel)})
+                rows["generated"].append({"clip": stem, "seed": seed, **scores(poses, wave, mean_vel)})
     summary = {}
     for name, units in rows.items():
         summary[name] = {}

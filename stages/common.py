@@ -7,7 +7,7 @@ import logging
 
 import yaml
 
-from omniges.config import Params, load_params
+from omniges.config import Params, ParamsError, load_params
 
 
 def parse(description: str, extra: list[tuple[str, dict]] | None = None) -> tuple[Params, argparse.Namespace]:
@@ -19,7 +19,10 @@ def parse(description: str, extra: list[tuple[str, dict]] | None = None) -> tupl
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    params = load_params(args.params, {k: yaml.safe_load(v) for k, v in overrides.items()})
+    try:  # a bad parameter file or override is a message, not a traceback
+        params = load_params(args.params, {k: yaml.safe_load(v) for k, v in overrides.items()})
+    except ParamsError as error:
+        parser.exit(2, f"{error}\n")
     if params.compute.device.startswith("cuda"):  # a missing GPU is one line before any work starts
         from omniges.device import DeviceError, resolve_device
 

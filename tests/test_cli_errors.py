@@ -110,3 +110,12 @@ def test_serve_refuses_a_missing_checkpoint_or_one_without_a2g(tmp_path):
         patch.chdir(g2t.parents[3])  # the checkpoint's tokenizer and vocabulary are found from here
         result = CliRunner().invoke(main, ["serve", "--checkpoint", "results/models/g2t/model.pt"])
     one_line_error(result, "results/models/g2t/model.pt", "not a2g")
+
+
+def test_a_stage_given_a_bad_parameter_says_which_without_a_traceback(tmp_path):
+    root = Path(__file__).parents[1]
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+    done = subprocess.run([sys.executable, str(root / "stages" / "train.py"), "--experiment", "a2g",
+                           "compute.device=tpu"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "compute.device" in done.stderr and "tpu" in done.stderr and "Traceback" not in done.stderr

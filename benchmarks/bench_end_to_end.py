@@ -63,9 +63,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "after_model_guidance": dict(model_guidance=True),
     "after_model_guidance_layer6": dict(model_guidance=True, layer=6),
     "after_model_guidance_layer4": dict(model_guidance=True, layer=4),
+    # WavLM chunks batched 8 per call, the CPU default until the one-chunk-per-call lever
+    "after_model_guidance_batched_chunks": dict(model_guidance=True, batch_chunks=8),
 }
 DEFAULTS = dict(wavlm_dtype=None, chunk_s=10.0, layer="mean", fused=True, repeat=False, steps=None, guidance=None,
-                settings={}, model_guidance=False)
+                settings={}, model_guidance=False, batch_chunks=None)
 
 
 def build(settings: GenerationSettings, *, layer: int | str, window_frames: int = 384) -> Omniges:
@@ -91,6 +93,7 @@ def configure(omniges: Omniges, options: dict[str, Any], settings: GenerationSet
     dtype = resolve_dtype(options["wavlm_dtype"] or omniges.settings.dtype)
     wavlm.model.to(dtype)
     wavlm.chunk_frames = round(options["chunk_s"] * SAMPLE_RATE / WAVLM_HOP)
+    wavlm.batch_chunks = options["batch_chunks"] or (1 if omniges.device.type == "cpu" else 8)
     omniges.model.fused_inference = options["fused"]
     omniges.flow.model_guidance = {"a2g": settings.guidance} if options["model_guidance"] else {}
 

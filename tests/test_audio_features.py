@@ -210,6 +210,9 @@ def test_wavlm_chunks_stitch_to_the_unchunked_result(tiny_wavlm: WavLMFeatures) 
     assert local.shape == whole.shape and np.all(np.isfinite(local))
     one_at_a_time = WavLMFeatures(tiny_wavlm.model, chunk_s=0.5, overlap_s=0.2, batch_chunks=1).hidden_states(wave)
     np.testing.assert_allclose(local, one_at_a_time, atol=1e-5)  # equal-length chunks batched: same numbers
+    # on a CPU chunks run one per call by default (a batch of them is slower there); a given count is kept
+    assert WavLMFeatures(tiny_wavlm.model).batch_chunks == 1
+    assert WavLMFeatures(tiny_wavlm.model, batch_chunks=4).batch_chunks == 4
 
 
 def test_wavlm_to_motion_rate_interpolates_at_frame_instants() -> None:

@@ -63,6 +63,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "after_model_guidance": dict(model_guidance=True),
     "after_model_guidance_layer6": dict(model_guidance=True, layer=6),
     "after_model_guidance_layer4": dict(model_guidance=True, layer=4),
+    "after_model_guidance_repeat": dict(model_guidance=True, repeat=True),
     # WavLM chunks batched 8 per call, the CPU default until the one-chunk-per-call lever
     "after_model_guidance_batched_chunks": dict(model_guidance=True, batch_chunks=8),
 }

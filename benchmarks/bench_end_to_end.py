@@ -29,7 +29,7 @@ import torch
 from benchmarks.bench_generation import random_processor
 from omniges.data.body import PART_NAMES
 from omniges.data.store import write_json_atomic
-from omniges.features.audio import SAMPLE_RATE, WAVLM_DIM, WAVLM_HOP, load_audio
+from omniges.features.audio import SAMPLE_RATE, WAVLM_DIM, WAVLM_HOP, default_batch_chunks, load_audio
 from omniges.features.text import Vocabulary
 from omniges.inference import GenerationSettings, Omniges, resolve_dtype
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
@@ -94,7 +94,7 @@ def configure(omniges: Omniges, options: dict[str, Any], settings: GenerationSet
     dtype = resolve_dtype(options["wavlm_dtype"] or omniges.settings.dtype)
     wavlm.model.to(dtype)
     wavlm.chunk_frames = round(options["chunk_s"] * SAMPLE_RATE / WAVLM_HOP)
-    wavlm.batch_chunks = options["batch_chunks"] or (1 if omniges.device.type == "cpu" else 8)
+    wavlm.batch_chunks = options["batch_chunks"] or default_batch_chunks(omniges.device)
     omniges.model.fused_inference = options["fused"]
     omniges.flow.model_guidance = {"a2g": settings.guidance} if options["model_guidance"] else {}
 

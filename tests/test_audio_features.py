@@ -14,6 +14,7 @@ from omniges.features.audio import (
     AudioError,
     WavLMFeatures,
     align_audio_to_motion,
+    default_batch_chunks,
     load_audio,
     logmel,
     logmel_to_mfcc,
@@ -213,6 +214,7 @@ def test_wavlm_chunks_stitch_to_the_unchunked_result(tiny_wavlm: WavLMFeatures) 
     # on a CPU chunks run one per call by default (a batch of them is slower there); a given count is kept
     assert WavLMFeatures(tiny_wavlm.model).batch_chunks == 1
     assert WavLMFeatures(tiny_wavlm.model, batch_chunks=4).batch_chunks == 4
+    assert default_batch_chunks("cuda:0") == 8  # on an accelerator a batch of chunks pays
 
 
 def test_wavlm_to_motion_rate_interpolates_at_frame_instants() -> None:

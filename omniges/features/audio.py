@@ -221,6 +221,13 @@ def wavlm_to_motion_rate(states: np.ndarray, n_frames: int, fps: float = 30,
     return ((1 - w) * states[lo] + w * states[hi]).astype(np.float32)
 
 
+def default_batch_chunks(device: str | torch.device) -> int:
+    """Equal-length WavLM chunks per call: 1 on a CPU (a batch of them is slower there), 8 on an accelerator."""
+    import torch
+
+    return 1 if torch.device(device).type == "cpu" else 8
+
+
 WavLMSize = Literal["base", "tiny"]
 
 
@@ -271,11 +278,8 @@ class WavLMFeatures:
         self.source = source
         self.random_init = random_init
         self.device = device
-        if batch_chunks is None:
-            import torch
-
-            batch_chunks = 1 if torch.device(device).type == "cpu" else 8
-        self.batch_chunks = max(1, batch_chunks)  # equal-length chunks run this many at a time (one call each)
+        # equal-length chunks run this many at a time (one call each)
+        self.batch_chunks = max(1, default_batch_chunks(device) if batch_chunks is None else batch_chunks)
         self.chunk_frames = max(1, round(chunk_s * SAMPLE_RATE / WAVLM_HOP))
         self.overlap_frames = round(overlap_s * SAMPLE_RATE / WAVLM_HOP)
 

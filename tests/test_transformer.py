@@ -391,3 +391,22 @@ def test_audio_condition_is_cached_by_the_samples():
     assert len(calls) == 2 + omniges.audio_cache_size + 1
     omniges.audio_condition(wave, 30)
     assert len(calls) == 2 + omniges.audio_cache_size + 2
+
+
+def test_cepstral_mean_normalisation_removes_a_constant_offset_of_the_conditioning_mfcc():
+    inputs = tiny_inputs(tiny_model().config)
+    inputs["audio_mask"][1, -5:] = False  # a padded tail: its frames do not enter the mean
+    offset = torch.randn(1, 1, inputs["mfcc"].shape[-1])  # a channel / level change of the speech
+    shifted = {**inputs, "mfcc": inputs["mfcc"] + offset}
+    for cmn in (True, False):
+        model = tiny_model(mfcc_cmn=cmn)
+        with torch.no_grad():
+            a = model(**inputs, **TIMES, generate={"gesture"})["gesture_velocity"]
+            b = model(**shifted, **TIMES, generate={"gesture"})["gesture_velocity"]
+        assert torch.allclose(a, b, atol=1e-5) == cmn
+    model = tiny_model(mfcc_cmn=True)  # G2A generates the MFCC stream: its noised input is not normalised
+    g2a_times = dict(t_text=1.0, t_audio=0.4, t_gesture=1.0)
+    with torch.no_grad():
+        a = model(**inputs, **g2a_times, generate={"audio"})["mfcc_velocity"]
+        b = model(**shifted, **g2a_times, generate={"audio"})["mfcc_velocity"]
+    assert not torch.allclose(a, b, atol=1e-5)

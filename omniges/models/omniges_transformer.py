@@ -65,6 +65,9 @@ class OmnigesConfig:
     flash_attn: bool = True  # torch scaled_dot_product_attention inside MMDiT
     gradient_checkpointing: bool = False
     num_speakers: int = 0  # learned speaker embeddings (+ one "unknown speaker" row) in time_cond; 0 = none
+    # conditioning MFCC minus its mean over the window's valid frames (cepstral mean normalisation: a constant
+    # channel or level offset of the speech no longer reaches the model); the generated MFCC of G2A is untouched
+    mfcc_cmn: bool = False
 
     def __post_init__(self) -> None:
         self.gesture_parts = tuple(self.gesture_parts)
@@ -147,6 +150,15 @@ def sinkhorn(log_alpha: Tensor, iters: int = 20) -> Tensor:
         alpha = alpha / alpha.sum(dim=-2, keepdim=True)
         alpha = alpha / alpha.sum(dim=-1, keepdim=True)
     return alpha
+
+
+def cepstral_mean_normalize(mfcc: Tensor, mask: Tensor | None = None) -> Tensor:
+    """(b, t, c) MFCC minus each sequence's mean over its valid frames (mask (b, t), True = valid)."""
+    if mask is None:
+        return mfcc - mfcc.mean(dim=1, keepdim=True)
+    weight = rearrange(mask, "b t -> b t 1").to(mfcc.dtype)
+    mean = (mfcc * weight).sum(dim=1, keepdim=True) / weight.sum(dim=1, keepdim=True).clamp_min(1.0)
+    return (mfcc - mean) * weight
 
 
 class MemoizedCondition(nn.Sequential):
@@ -311,7 +323,10 @@ class OmnigesTransformerModel(nn.Module):
         elif stream == "audio":
             if exists(inputs["mfcc"]):
                 wavlm = None if "audio" in generate else inputs["wavlm"]
-                tokens, mask = self._audio_tokens(wavlm, inputs["mfcc"], inputs["audio_mask"])
+                mfcc = inputs["mfcc"]
+                if self.config.mfcc_cmn and "audio" not in generate:
+                    mfcc = cepstral_mean_normalize(mfcc, inputs["audio_mask"])
+                tokens, mask = self._audio_tokens(wavlm, mfcc, inputs["audio_mask"])
         elif exists(inputs["gesture"]):
             tokens, mask = self.gesture_in(inputs["gesture"]), inputs["gesture_mask"]
             known = inputs["gesture_known"]

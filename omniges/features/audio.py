@@ -253,7 +253,8 @@ class WavLMFeatures:
     `chunk_s` chunks with `overlap_s` context each side: attention is quadratic in the chunk length.
     `batch_chunks` equal-length chunks go through the model per call; the default batches 8 on an accelerator and
     runs one at a time on a CPU, where a batch of chunks is slower than the same chunks one by one (base size,
-    2 threads, bf16, 60 s: 2.1-2.3 s one at a time, 2.9 s batched 8: the batch's activations leave the cache).
+    2 threads, bf16, 60 s: 2.1-2.3 s one at a time, 2.9 s batched 8; most likely the batch's activations leave
+    the cache).
     """
 
     def __init__(self, model: WavLMModel, *, layer: int | Literal["mean"] = "mean", normalize: bool = False,

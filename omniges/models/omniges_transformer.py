@@ -153,7 +153,8 @@ def sinkhorn(log_alpha: Tensor, iters: int = 20) -> Tensor:
 
 
 def cepstral_mean_normalize(mfcc: Tensor, mask: Tensor | None = None) -> Tensor:
-    """(b, t, c) MFCC minus each sequence's mean over its valid frames (mask (b, t), True = valid)."""
+    """(b, t, c) MFCC minus each sequence's mean over its valid frames (mask (b, t), True = valid); padded frames
+    become 0, so nothing of the offset is left in a partly padded token either."""
     if mask is None:
         return mfcc - mfcc.mean(dim=1, keepdim=True)
     weight = rearrange(mask, "b t -> b t 1").to(mfcc.dtype)
@@ -322,11 +323,10 @@ class OmnigesTransformerModel(nn.Module):
                 tokens, mask = self.text_in(inputs["text"]), inputs["text_mask"]
         elif stream == "audio":
             if exists(inputs["mfcc"]):
-                wavlm = None if "audio" in generate else inputs["wavlm"]
-                mfcc = inputs["mfcc"]
-                if self.config.mfcc_cmn and "audio" not in generate:
+                mfcc, condition = inputs["mfcc"], "audio" not in generate  # G2A generates the MFCC stream
+                if condition and self.config.mfcc_cmn:
                     mfcc = cepstral_mean_normalize(mfcc, inputs["audio_mask"])
-                tokens, mask = self._audio_tokens(wavlm, mfcc, inputs["audio_mask"])
+                tokens, mask = self._audio_tokens(inputs["wavlm"] if condition else None, mfcc, inputs["audio_mask"])
         elif exists(inputs["gesture"]):
             tokens, mask = self.gesture_in(inputs["gesture"]), inputs["gesture_mask"]
             known = inputs["gesture_known"]

@@ -11,7 +11,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from omniges.models.rvqvae import RVQVAE, CheckpointMismatchError
-from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae, warmup_cosine
+from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae, warmup_cosine, weighted_smooth_l1
+from omniges.training.tokenizer import column_weights
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gesturelsm_rvqvae"
 SMALL_PARTS = ("upper", "lower_trans")
@@ -275,6 +276,63 @@ def test_report_on_face_layout_with_jaw_at_the_end() -> None:
     report = reconstruction_report(model, gt, rot6d_joints=1, rot6d_offset=100, has_translation=False)
     assert report["joint_angle_error_deg"] == pytest.approx(0.0, abs=1e-4)
     assert report["other_l1"] == pytest.approx(0.5)
+
+
+def test_report_correlates_the_reconstructed_jaw_angle_with_the_true_one() -> None:
+    model = FixedOutput(input_width=106, width=16, code_dim=8, nb_code=16, depth=1)
+    angle = 0.02 + 0.01 * np.sin(np.linspace(0, 6, 16)).reshape(2, 8)
+    six = np.stack([np.ones_like(angle), 0 * angle, 0 * angle, 0 * angle, np.cos(angle), np.sin(angle)], -1)
+    gt = np.concatenate([np.zeros((2, 8, 100)), six], axis=-1).astype(np.float32)
+    model.set_output(torch.from_numpy(gt.copy()))
+    faithful = reconstruction_report(model, gt, rot6d_joints=1, rot6d_offset=100, has_translation=False)
+    flat = gt.copy()
+    flat[..., 104:] = [np.cos(0.02), np.sin(0.02)]
+    flat[0, 0, 105] += 1e-4  # a flat jaw with a speck of noise: no correlation
+    model.set_output(torch.from_numpy(flat))
+    flattened = reconstruction_report(model, gt, rot6d_joints=1, rot6d_offset=100, has_translation=False)
+    assert faithful["jaw_r"] == pytest.approx(1.0, abs=1e-3)
+    assert abs(flattened["jaw_r"]) < 0.5
+
+
+def test_weighted_reconstruction_loss() -> None:
+    rng = torch.Generator().manual_seed(0)
+    rec, target = torch.randn(2, 5, 4, generator=rng), torch.randn(2, 5, 4, generator=rng)
+    plain = torch.nn.functional.smooth_l1_loss(rec, target)
+    assert weighted_smooth_l1(rec, target, None) == plain
+    assert torch.allclose(weighted_smooth_l1(rec, target, torch.ones(4)), plain)
+    only_last = weighted_smooth_l1(rec, target, torch.tensor([0.0, 0.0, 0.0, 1.0]))
+    assert torch.allclose(only_last, torch.nn.functional.smooth_l1_loss(rec[..., 3], target[..., 3]))
+    with pytest.raises(ValueError, match="column_weights must be 12"):
+        train_rvqvae(tiny_model(), synthetic_windows(8), None, steps=1, progress=False, column_weights=np.ones(3))
+
+
+def test_jaw_weight_applies_to_the_face_jaw_columns_only() -> None:
+    weights = column_weights("face", face_jaw=True, jaw_weight=10.0)
+    assert weights.shape == (106,) and (weights[:100] == 1).all() and (weights[100:] == 10).all()
+    assert column_weights("face", face_jaw=False, jaw_weight=10.0) is None
+    assert column_weights("upper", face_jaw=True, jaw_weight=10.0) is None
+    assert column_weights("face", face_jaw=True, jaw_weight=1.0) is None
+
+
+def test_a_weighted_column_is_reconstructed_better_than_unweighted() -> None:
+    """Eleven columns of unlearnable noise beside one small learnable one: weighting that column lets the
+    tokenizer spend its capacity there, as the face's jaw needs beside 100 expression coefficients."""
+    rng = np.random.default_rng(0)
+    windows = rng.standard_normal((256, 16, 12)).astype(np.float32)
+    windows[..., -1] = synthetic_windows(256, dim=12, seed=2)[..., 0]
+    val = windows[:32].copy()
+    errors = {}
+    for weight in (1.0, 20.0):
+        torch.manual_seed(0)
+        model = tiny_model(code_dim=8, nb_code=16)
+        weights = np.ones(12, np.float32)
+        weights[-1] = weight
+        train_rvqvae(model, windows, None, steps=120, batch_size=16, lr=2e-3, warmup_steps=10, seed=0,
+                     progress=False, column_weights=weights)
+        with torch.no_grad():
+            rec = model(torch.from_numpy(val))["rec_pose"].numpy()
+        errors[weight] = float(np.abs(rec[..., -1] - val[..., -1]).mean())
+    assert errors[20.0] < 0.7 * errors[1.0]
 
 
 def test_bfloat16_decoder_returns_float32_motion_close_to_float32():

@@ -2,6 +2,7 @@
 
 Loss as GestureLSM `rvq_beatx_train.py`: SmoothL1 reconstruction + commit_weight × commitment (+ optional
 SmoothL1 on frame velocities); AdamW(betas 0.9, 0.99), linear warmup then cosine decay to 10 % of lr.
+Optional per-column weights scale both SmoothL1 terms (the face part's jaw columns: see `column_weights`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from einops import rearrange
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from omniges.data.body import joint_angle_error_deg
+from omniges.data.body import joint_angle_error_deg, rot6d_to_axis_angle
 from omniges.data.dataset import WindowSource
 from omniges.models.rvqvae import RVQVAE, perplexity_of
 
@@ -33,6 +34,15 @@ def warmup_cosine(step: int, *, steps: int, warmup_steps: int, min_ratio: float 
 def velocity(x: Tensor) -> Tensor:
     """Frame-to-frame differences along time: (B, T, D) -> (B, T-1, D)."""
     return x[:, 1:] - x[:, :-1]
+
+
+def weighted_smooth_l1(rec: Tensor, target: Tensor, weights: Tensor | None) -> Tensor:
+    """SmoothL1 over (B, T, D); with per-column `weights` (D,) each column counts by its weight / the mean weight,
+    so all-ones weights give the plain mean."""
+    if weights is None:
+        return F.smooth_l1_loss(rec, target)
+    per_column = F.smooth_l1_loss(rec, target, reduction="none").mean(dim=(0, 1))
+    return (per_column * weights).sum() / weights.sum()
 
 
 def check_windows(windows: np.ndarray | WindowSource, model: RVQVAE, name: str) -> Tensor | WindowSource:
@@ -94,6 +104,7 @@ def train_rvqvae(
     device: str = "auto",
     mixed_precision: str = "no",
     gradient_accumulation_steps: int = 1,
+    column_weights: np.ndarray | None = None,
 ) -> dict:
     """Train `model` in place on random windows ((N, T, dim), or read on demand from a WindowSource); returns
     metrics and history; ends in eval mode.
@@ -112,6 +123,11 @@ def train_rvqvae(
     acc = make_accelerator(device, mixed_precision=mixed_precision,
                            gradient_accumulation_steps=gradient_accumulation_steps, find_unused_parameters=True)
     model.to(acc.device)
+    weights = None
+    if column_weights is not None:
+        weights = torch.as_tensor(np.asarray(column_weights, dtype=np.float32), device=acc.device)
+        if weights.shape != (model.input_width,) or not bool((weights >= 0).all()) or float(weights.sum()) <= 0:
+            raise ValueError(f"column_weights must be {model.input_width} non-negative numbers, not all 0")
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, steps=steps, warmup_steps=warmup_steps)
@@ -135,8 +151,8 @@ def train_rvqvae(
                 with acc.autocast():
                     out = wrapped(x)
                     rec = out["rec_pose"].float()
-                    rec_loss = F.smooth_l1_loss(rec, x)
-                    vel_loss = (F.smooth_l1_loss(velocity(rec), velocity(x)) if velocity_weight > 0
+                    rec_loss = weighted_smooth_l1(rec, x, weights)
+                    vel_loss = (weighted_smooth_l1(velocity(rec), velocity(x), weights) if velocity_weight > 0
                                 else rec.new_zeros(()))
                     loss = rec_loss + commit_weight * out["commit_loss"] + velocity_weight * vel_loss
                 acc.backward(loss)
@@ -172,6 +188,11 @@ def train_rvqvae(
         metrics.update({f"val_{k}_initial": v for k, v in val_initial.items()})
         metrics.update({f"val_{k}": v for k, v in validation_errors(model, val).items()})
     return metrics
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-18))
 
 
 def code_statistics(codes: Tensor, nb_code: int) -> dict[str, list[float]]:
@@ -222,6 +243,9 @@ def reconstruction_report(
             joint_angle_error_deg=float(angles.mean()),
             joint_angle_error_deg_per_joint=angles.mean(axis=(0, 1)).tolist(),
         )
+        if rot6d_joints == 1 and rot6d_offset > 0:  # the face's jaw: does its motion survive the tokenizer?
+            angle = [np.linalg.norm(rot6d_to_axis_angle(v[..., 0, :]), axis=-1) for v in (gt6, rec6)]
+            report["jaw_r"] = _pearson(*angle)
     if has_translation:
         other[-3:] = False
         diff = gt_raw[..., -3:] - rec_raw[..., -3:]

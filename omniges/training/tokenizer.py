@@ -52,6 +52,17 @@ def part_normalization(
     return stats[f"{part}_mean"], stats[f"{part}_std"], "corpus"
 
 
+def column_weights(part: str, *, face_jaw: bool, jaw_weight: float) -> np.ndarray | None:
+    """Reconstruction-loss weight per input column: the face's 6 jaw columns count `jaw_weight` times an
+    expression's; None (plain mean) for every other part or weight 1. The jaw is one joint beside 100 expression
+    coefficients: unweighted, a small tokenizer spends its capacity on the expressions and flattens the jaw."""
+    if part != "face" or not face_jaw or jaw_weight == 1.0:
+        return None
+    weights = np.ones(part_dim(part, face_jaw=face_jaw), np.float32)
+    weights[EXPRESSION_DIM:EXPRESSION_DIM + 6] = jaw_weight
+    return weights
+
+
 def build_tokenizer(
     cache_dir: str | Path, out_dir: str | Path, part: str, *, model: dict[str, Any], train: dict[str, Any],
     window: int, stride: int, face_jaw: bool, import_path: str = "", normalization: dict[str, str] | None = None,
@@ -75,8 +86,10 @@ def build_tokenizer(
         metrics: dict[str, Any] = {"imported": import_path}
         log.info("rvqvae_%s: imported %s", part, import_path)
     else:
+        settings = dict(train)
+        weights = column_weights(part, face_jaw=face_jaw, jaw_weight=float(settings.pop("jaw_weight", 1.0)))
         metrics = train_rvqvae(net, windows["train"], windows["val"], log_fn=log_fn, progress=progress,
-                               device=device, **train)
+                               device=device, column_weights=weights, **settings)
     if not is_main_process():
         return metrics
     layout = report_layout(part, face_jaw)

@@ -6,6 +6,7 @@ rule rvqvae:
     input:
         "stages/rvqvae.py",
         "omniges/training/tokenizer.py",
+        "omniges/training/rvqvae_train.py",
         "omniges/models/rvqvae.py",
         "data/cache/clips.lmdb",
         "data/cache/stats.npz",

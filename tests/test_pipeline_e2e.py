@@ -47,6 +47,8 @@ def test_every_stage_runs_and_the_cli_uses_its_outputs(workdir, monkeypatch):
     assert features["wavlm_random_init"] is True and features["device"] == "cpu"
     for part in PART_NAMES:
         assert np.isfinite(pipeline.rvqvae(params, part)["val_report_l1"])
+    face = json.loads(Path("results/rvqvae/face.json").read_text())["metrics"]
+    assert -1.0 <= face["val_report_jaw_r"] <= 1.0  # the jaw's reconstruction is reported
     assert json.loads(Path("results/rvqvae/upper.json").read_text())["metrics"]["device"] == "cpu"
     latents = pipeline.cache_latents(params)
     assert set(latents["latent_scale"]) == set(PART_NAMES) and latents["device"] == "cpu"

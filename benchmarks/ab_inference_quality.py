@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", nargs="?", default="results/benchmarks/inference_quality_ab.json")
     parser.add_argument("--checkpoint", default="results/models/a2g/model.pt")
     parser.add_argument("--checkpoint-b", default="", help="a second checkpoint, for the arms b and b_1_step")
+    parser.add_argument("--rvqvae-b", default="results/rvqvae",
+                        help="the tokenizer directory of --checkpoint-b (when it was trained on other tokenizers)")
     parser.add_argument("--splits", nargs="+", default=["test", "val"], choices=["test", "val"],
                         help="the clips generated (tune on val; report on test)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = GenerationSettings.from_params()
     models = {"a": Omniges.load(args.checkpoint, settings=settings)}
     if args.checkpoint_b:
-        models["b"] = Omniges.load(args.checkpoint_b, settings=settings)
+        models["b"] = Omniges.load(args.checkpoint_b, settings=settings, rvqvae_dir=args.rvqvae_b)
     clips = LmdbReader(Path("data/cache/clips.lmdb"))
     motions = {key: motion for split in args.splits for key, motion in test_motions(clips, split).items()}
     units = [(key, motion, seed) for key, motion in motions.items() for seed in range(args.seeds)]
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
                          [round(x, 3) for x in v["diff_vs_today_ci95"]]) for k, v in rows[name].items()
                      if k != "settings"}, flush=True)
     write_json_atomic(Path(args.out), dict(checkpoint=args.checkpoint, checkpoint_b=args.checkpoint_b,
+                                           rvqvae_b=args.rvqvae_b,
                                            splits=args.splits, clips=list(motions), seeds=args.seeds,
                                            units=len(units), bootstrap=args.bootstrap, baseline=base,
                                            generation=vars(settings), arms=rows))

@@ -94,7 +94,7 @@ class RvqvaeTrainParams(Strict):
     gradient_accumulation_steps: int = Field(1, ge=1)
     commit_weight: float = Field(0.02, ge=0)
     velocity_weight: float = Field(0.5, ge=0)
-    jaw_weight: float = Field(10.0, ge=0)
+    jaw_weight: float = Field(3.0, ge=0)
     seed: int = 0
 
 

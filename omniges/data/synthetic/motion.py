@@ -71,8 +71,8 @@ _HOLDS = (  # per-phrase holds in gesture space (left arm, mirrored for the righ
 HOLD_RISE_S = 0.24  # the move into a phrase's hold ends on its first stressed vowel onset
 HOLD_MAX_SPEED = 3.0  # rad/s: a larger move into a hold starts earlier (it still ends on the vowel)
 REST_PAUSE_S = 0.8  # pauses longer than this drop the arms to rest
-HOLD_SPREAD = 0.7  # std of each hold's weight per phrase
-HOLD_EMPHASIS = np.array([-0.4, 0.4, 0.4, 0.0])  # loud phrases open the arms and raise a hand, quiet ones close
+HOLD_SPREAD = 0.5  # std of each hold's weight per phrase
+HOLD_EMPHASIS = np.array([-1.0, 1.0, 0.8, 0.4])  # loud phrases open the arms and raise a hand, quiet ones close
 _TURN = ((0, 1, 0.6), (3, 1, 0.25), (1, 1, -0.2), (2, 1, -0.2), (15, 1, -0.2))  # body turn toward the audience
 TURN_SPREAD = 0.8
 LEAN_SPREAD = 0.08  # radians: leaning in or back from the hips, legs kept upright
@@ -135,7 +135,7 @@ def _gesture_space(script: Script, style: SpeakerStyle, t: np.ndarray, rng: np.r
     low, high = PHRASE_GAIN
     for apex, rest, level in _phrase_holds(script):
         emphasis = np.clip(2.0 * (level - low) / (high - low) - 1.0, -1.0, 1.0)  # -1 quiet .. +1 loud phrase
-        weights = np.clip(rng.normal(0.0, HOLD_SPREAD, len(_HOLDS)) + HOLD_EMPHASIS * emphasis, -1.0, 1.0)
+        weights = np.clip(rng.normal(0.0, HOLD_SPREAD, len(_HOLDS)) + HOLD_EMPHASIS * emphasis, -1.2, 1.2)
         place = style.gesture_scale * ((0.85 + 0.25 * emphasis) * space + weights @ holds)
         rise = max(HOLD_RISE_S, float(np.max(np.abs(place - current) / PER_RADIAN)) / HOLD_MAX_SPEED)
         out += _smoothstep((t - apex + rise) / rise)[:, None] * (place - current)

@@ -129,7 +129,7 @@ def _gesture_space(script: Script, style: SpeakerStyle, t: np.ndarray, rng: np.r
     rest slowly."""
     other = "left" if style.dominant == "right" else "right"
     space = pose_vector(side_items(_SPACE, style.dominant))[0] + 0.75 * pose_vector(side_items(_SPACE, other))[0]
-    holds = np.stack([pose_vector(side_items(h, style.dominant))[0] + 0.8 * pose_vector(side_items(h, other))[0]
+    holds = np.stack([pose_vector(side_items(h, style.dominant))[0] + 0.6 * pose_vector(side_items(h, other))[0]
                       for h in _HOLDS])
     out, current = np.zeros((len(t), POSE_DIM)), np.zeros(POSE_DIM)
     low, high = PHRASE_GAIN

@@ -152,6 +152,18 @@ def test_motion_is_calibrated_to_real_beat2(
         assert np.linalg.norm(np.diff(clip.trans, axis=0), axis=1).max() < 0.02
 
 
+def test_no_frame_moves_faster_than_real_motion(real_clip_paths: dict[str, Path]) -> None:
+    """Over the demo corpus's first 6 clips per speaker (seed 0): no pose column changes faster in one frame than
+    the real clip's fastest change (iconic and hold moves that would start earlier instead)."""
+    with np.load(real_clip_paths["npz"]) as real:
+        real_jump = np.abs(np.diff(real["poses"], axis=0)).max()
+    for style in syn.speaker_styles(4):
+        for k in range(6):
+            clip = syn.synthesize_clip(style, seconds=20.0, seed=0, index=k)
+            jump = np.abs(np.diff(clip.poses, axis=0)).max()
+            assert jump <= real_jump, f"{clip.clip_id}: {jump:.3f} rad in one frame (real: {real_jump:.3f})"
+
+
 def test_positional_spread_is_near_real_beat2(
     clips: list[syn.SyntheticClip], real_clip_paths: dict[str, Path]
 ) -> None:

@@ -17,6 +17,7 @@ from omniges.data.synthetic.pose_space import (
     EXPRESSION_MEAN,
     EXPRESSION_STD,
     PER_RADIAN,
+    STEEPEST,
     col,
     soft_clip,
     to_radians,
@@ -69,10 +70,10 @@ _HOLDS = (  # per-phrase holds in gesture space (left arm, mirrored for the righ
     ((13, 2, 0.3), (16, 0, -0.5), (18, 2, 0.6), (20, 2, 0.4)),  # low and wide
 )
 HOLD_RISE_S = 0.24  # the move into a phrase's hold ends on its first stressed vowel onset
-HOLD_MAX_SPEED = 3.0  # rad/s: a larger move into a hold starts earlier (it still ends on the vowel)
+MAX_SPEED = 4.0  # rad/s: longer moves into a hold or an iconic pose start earlier (they still end on the vowel)
 REST_PAUSE_S = 0.8  # pauses longer than this drop the arms to rest
-HOLD_SPREAD = 0.5  # std of each hold's weight per phrase
-HOLD_EMPHASIS = np.array([-1.0, 1.0, 0.8, 0.4])  # loud phrases open the arms and raise a hand, quiet ones close
+HOLD_SPREAD = 0.7  # std of each hold's weight per phrase
+HOLD_EMPHASIS = np.array([-0.4, 0.4, 0.4, 0.0])  # loud phrases open the arms and raise a hand, quiet ones close
 _TURN = ((0, 1, 0.6), (3, 1, 0.25), (1, 1, -0.2), (2, 1, -0.2), (15, 1, -0.2))  # body turn toward the audience
 TURN_SPREAD = 0.8
 LEAN_SPREAD = 0.08  # radians: leaning in or back from the hips, legs kept upright
@@ -105,6 +106,11 @@ def _weight_side(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return gaussian_filter1d(side, 0.5 * FPS, mode="nearest")
 
 
+def _rise_for(move: np.ndarray) -> float:
+    """Seconds a smoothstep move (peak rate 1.5x the mean) needs to stay under `MAX_SPEED` rad/s on every column."""
+    return 1.5 * float(np.max(np.abs(move) * STEEPEST)) / MAX_SPEED
+
+
 def _phrase_holds(script: Script) -> list[tuple[float, float | None, float]]:
     """Per phrase: when its hold is reached (s: the phrase's first stressed vowel onset), when the arms go back to
     rest (s, 0.3 s after the phrase, only before a pause longer than `REST_PAUSE_S`; else None: the hold lasts
@@ -135,9 +141,9 @@ def _gesture_space(script: Script, style: SpeakerStyle, t: np.ndarray, rng: np.r
     low, high = PHRASE_GAIN
     for apex, rest, level in _phrase_holds(script):
         emphasis = np.clip(2.0 * (level - low) / (high - low) - 1.0, -1.0, 1.0)  # -1 quiet .. +1 loud phrase
-        weights = np.clip(rng.normal(0.0, HOLD_SPREAD, len(_HOLDS)) + HOLD_EMPHASIS * emphasis, -1.2, 1.2)
+        weights = np.clip(rng.normal(0.0, HOLD_SPREAD, len(_HOLDS)) + HOLD_EMPHASIS * emphasis, -1.0, 1.0)
         place = style.gesture_scale * ((0.85 + 0.25 * emphasis) * space + weights @ holds)
-        rise = max(HOLD_RISE_S, float(np.max(np.abs(place - current) / PER_RADIAN)) / HOLD_MAX_SPEED)
+        rise = max(HOLD_RISE_S, _rise_for(place - current))
         out += _smoothstep((t - apex + rise) / rise)[:, None] * (place - current)
         current = place
         if rest is not None:
@@ -191,8 +197,7 @@ def _apply_iconic(f: np.ndarray, script: Script, style: SpeakerStyle, t: np.ndar
         items = [item for s in sides for item in side_items(list(gesture.arm) + hand_items(gesture.hand), s)]
         target, mask = pose_vector(items + list(gesture.head))
         start = min(int(np.searchsorted(t, ws - 0.5)), len(t) - 1)  # a longer way in starts earlier
-        distance = float(np.max(np.abs(target - f[start])[mask] / PER_RADIAN[mask], initial=0.0))
-        rise = max(0.5, distance / HOLD_MAX_SPEED)
+        rise = max(0.5, _rise_for(np.where(mask, target - f[start], 0.0)))
         weight = np.minimum(_smoothstep((t - ws + rise) / rise), 1.0 - _smoothstep((t - we) / 0.6))
         f += (weight[:, None] * mask) * (target - f)
         for joint, axis, value in gesture.shake:

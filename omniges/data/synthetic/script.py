@@ -42,7 +42,7 @@ _FUNCTION_WORDS = ("the", "a", "and", "to", "of", "it", "is", "we", "this", "tha
 VOWELS = "aeiou@"
 CONSONANTS = "-sftknh"
 VOWEL_OPENNESS = np.array([1.0, 0.6, 0.3, 0.7, 0.35, 0.5])  # jaw opening per vowel, order VOWELS
-PHRASE_GAIN = (0.5, 1.0)  # loudness of a phrase's stressed syllables (before jitter); the gestures follow it
+PHRASE_GAIN = (0.6, 1.0)  # loudness of a phrase's stressed syllables (before jitter); the gestures follow it
 _CONSONANT_S = {"-": 0.0, "s": 0.085, "f": 0.07, "t": 0.05, "k": 0.055, "n": 0.06, "h": 0.06}
 
 

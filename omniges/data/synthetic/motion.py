@@ -1,9 +1,12 @@
 """The gesture programme: SMPL-X poses, translation and expressions driven by a clip's script and voice.
 
 Beat strokes of the arms put their apex (a speed minimum) on each stressed vowel onset with an amplitude that
-follows loudness; iconic words blend into their gesture; head nods on stress, jaw and mouth expressions follow
-the voice envelope and vowel, with blinks, weight shifts and drift. Amplitudes are tuned so per-joint mean
-speeds (omniges.data.kinematics) match BEAT2's `mean_vel_smplxflame_30.npy`.
+follows loudness; each phrase holds the hands at its own place in gesture space (higher and more open when the
+phrase is louder), reached with a stroke onto its first stressed syllable; the body turns and leans between
+phrases; iconic words blend into their gesture; head nods on stress, jaw and mouth expressions follow the voice
+envelope and vowel, with blinks, weight shifts and drift. Amplitudes are tuned so per-joint mean speeds
+(omniges.data.kinematics) stay near BEAT2's `mean_vel_smplxflame_30.npy` while the positional spread (EMAGE
+L1div) comes near the real clip's, and no move is faster in a frame than the real clip's fastest.
 """
 
 from __future__ import annotations
@@ -72,9 +75,9 @@ _HOLDS = (  # per-phrase holds in gesture space (left arm, mirrored for the righ
 HOLD_RISE_S = 0.24  # the move into a phrase's hold ends on its first stressed vowel onset
 MAX_SPEED = 4.0  # rad/s: longer moves into a hold or an iconic pose start earlier (they still end on the vowel)
 REST_PAUSE_S = 0.8  # pauses longer than this drop the arms to rest
-HOLD_SPREAD = 0.7  # std of each hold's weight per phrase
-HOLD_EMPHASIS = np.array([-0.4, 0.4, 0.4, 0.0])  # loud phrases open the arms and raise a hand, quiet ones close
-_TURN = ((0, 1, 0.6), (3, 1, 0.25), (1, 1, -0.2), (2, 1, -0.2), (15, 1, -0.2))  # body turn toward the audience
+HOLD_SPREAD = 0.15  # std of each hold's weight per phrase (small: the voice, not chance, picks the place)
+HOLD_EMPHASIS = np.array([-0.9, 0.9, 0.7, 0.4])  # loud phrases open the arms and raise a hand, quiet ones close
+_TURN = ((0, 1, 0.7), (1, 1, -0.2), (2, 1, -0.2))  # body turn toward the audience
 TURN_SPREAD = 0.8
 LEAN_SPREAD = 0.08  # radians: leaning in or back from the hips, legs kept upright
 _NOD = ((15, 0, 0.35), (12, 0, 0.15), (9, 0, 0.08))

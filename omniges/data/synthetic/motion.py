@@ -75,10 +75,11 @@ _HOLDS = (  # per-phrase holds in gesture space (left arm, mirrored for the righ
 HOLD_RISE_S = 0.24  # the move into a phrase's hold ends on its first stressed vowel onset
 MAX_SPEED = 4.0  # rad/s: longer moves into a hold or an iconic pose start earlier (they still end on the vowel)
 REST_PAUSE_S = 0.8  # pauses longer than this drop the arms to rest
+HOLD_DOMINANT, HOLD_OTHER = 1.0, 0.3  # hold sizes per arm (the dominant arm is nearer its range's end already)
 HOLD_SPREAD = 0.15  # std of each hold's weight per phrase (small: the voice, not chance, picks the place)
 HOLD_EMPHASIS = np.array([-0.9, 0.9, 0.7, 0.4])  # loud phrases open the arms and raise a hand, quiet ones close
 _TURN = ((0, 1, 0.7), (1, 1, -0.2), (2, 1, -0.2))  # body turn toward the audience
-TURN_SPREAD = 0.8
+TURN_SPREAD = 0.6
 LEAN_SPREAD = 0.08  # radians: leaning in or back from the hips, legs kept upright
 _NOD = ((15, 0, 0.35), (12, 0, 0.15), (9, 0, 0.08))
 _WEIGHT = ((0, 2, 0.3), (1, 2, -0.12), (2, 2, -0.12), (5, 0, 0.12), (4, 0, -0.05), (3, 2, -0.15),
@@ -138,7 +139,8 @@ def _gesture_space(script: Script, style: SpeakerStyle, t: np.ndarray, rng: np.r
     rest slowly."""
     other = "left" if style.dominant == "right" else "right"
     space = pose_vector(side_items(_SPACE, style.dominant))[0] + 0.75 * pose_vector(side_items(_SPACE, other))[0]
-    holds = np.stack([pose_vector(side_items(h, style.dominant))[0] + 0.6 * pose_vector(side_items(h, other))[0]
+    holds = np.stack([HOLD_DOMINANT * pose_vector(side_items(h, style.dominant))[0]
+                      + HOLD_OTHER * pose_vector(side_items(h, other))[0]
                       for h in _HOLDS])
     out, current = np.zeros((len(t), POSE_DIM)), np.zeros(POSE_DIM)
     low, high = PHRASE_GAIN

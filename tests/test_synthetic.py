@@ -153,8 +153,8 @@ def test_motion_is_calibrated_to_real_beat2(
 
 
 def test_no_frame_moves_faster_than_real_motion(real_clip_paths: dict[str, Path]) -> None:
-    """Over the demo corpus's first 6 clips per speaker (seed 0): no pose column changes faster in one frame than
-    the real clip's fastest change (iconic and hold moves that would start earlier instead)."""
+    """Over the demo corpus's first 6 clips per speaker (seed 0, not only the fixture's seed): no pose column
+    changes faster in one frame than the real clip's fastest change."""
     with np.load(real_clip_paths["npz"]) as real:
         real_jump = np.abs(np.diff(real["poses"], axis=0)).max()
     for style in syn.speaker_styles(4):
@@ -164,48 +164,9 @@ def test_no_frame_moves_faster_than_real_motion(real_clip_paths: dict[str, Path]
             assert jump <= real_jump, f"{clip.clip_id}: {jump:.3f} rad in one frame (real: {real_jump:.3f})"
 
 
-def test_positional_spread_is_near_real_beat2(
-    clips: list[syn.SyntheticClip], real_clip_paths: dict[str, Path]
-) -> None:
-    """Per-phrase holds, body turns and leans give the motion positional spread (EMAGE L1div of the joints) near
-    the real clip's, not only its joint speeds: at least 60% of the real clip's L1div over 20 s windows."""
-    from omniges.evaluation.metrics import l1_diversity
-    from omniges.evaluation.report import fk_no_translation
-
-    with np.load(real_clip_paths["npz"]) as real:
-        joints = fk_no_translation(real["poses"])
-    real_l1 = np.mean([l1_diversity(joints[i:i + 600]) for i in range(0, len(joints) - 599, 300)])
-    synthetic = np.mean([l1_diversity(fk_no_translation(clip.poses)) for clip in clips])
-    assert synthetic >= 0.6 * real_l1, (synthetic, real_l1)
-
-
-def test_louder_phrases_hold_the_arms_higher() -> None:
-    """Each phrase holds its own place in gesture space; the height along the gesture-space direction grows with
-    the phrase's loudness (what the voice carries), the rest varies from phrase to phrase."""
-    from omniges.data.synthetic import motion
-    from omniges.data.synthetic.script import FPS, SR, VOCABULARY, plan_script
-
-    heights, levels, places = [], [], []
-    for index, style in enumerate(syn.speaker_styles(4)):
-        rng = np.random.default_rng([7, index])
-        script = plan_script(style, 40 * SR, VOCABULARY, rng)
-        t = np.arange(40 * FPS) / FPS
-        space = motion._gesture_space(script, style, t, rng)
-        direction = motion.pose_vector(motion.side_items(motion._SPACE, style.dominant))[0]
-        for apex, _, level in motion._phrase_holds(script):
-            frame = min(int(apex * FPS) + 3, len(t) - 1)  # just after the hold is reached
-            heights.append(space[frame] @ direction / (direction @ direction) / style.gesture_scale)
-            places.append(space[frame])
-            levels.append(level)
-    assert len(levels) >= 20
-    assert _corr(np.array(levels), np.array(heights)) > 0.6, _corr(np.array(levels), np.array(heights))
-    assert np.std(np.array(places), axis=0).max() > 0.3  # phrases differ in where the hands are held
-
-
 def test_arm_speed_follows_audio_onsets(clips: list[syn.SyntheticClip]) -> None:
-    """Onset strength and arm speed correlate at lag 0, much less with the audio shifted by 2 s (the per-phrase
-    holds couple speech and motion at the phrase scale too, so the shifted pairing keeps some correlation); arm
-    speed minima sit on the stressed onsets (stroke apexes)."""
+    """Onset strength and arm speed correlate at lag 0, much less with the audio shifted by 2 s; arm speed
+    minima sit on the stressed onsets (stroke apexes)."""
     lag, envelopes, speeds, distances = 60, [], [], []
     for clip in clips:
         audio = clip.audio.astype(np.float32) / 32768
@@ -219,7 +180,7 @@ def test_arm_speed_follows_audio_onsets(clips: list[syn.SyntheticClip]) -> None:
     env, speed = np.concatenate(envelopes), np.concatenate(speeds)
     at_zero = _corr(env[lag:-lag], speed[lag:-lag])
     shifted = max(_corr(env[:-2 * lag], speed[lag:-lag]), _corr(env[2 * lag:], speed[lag:-lag]))
-    assert at_zero > 0.25 and at_zero > shifted + 0.1, (at_zero, shifted)
+    assert at_zero > 0.25 and at_zero > shifted + 0.15, (at_zero, shifted)
     assert np.median(distances) < 0.1
 
 

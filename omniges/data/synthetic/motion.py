@@ -1,12 +1,9 @@
 """The gesture programme: SMPL-X poses, translation and expressions driven by a clip's script and voice.
 
 Beat strokes of the arms put their apex (a speed minimum) on each stressed vowel onset with an amplitude that
-follows loudness; each phrase holds the hands at its own place in gesture space (higher and more open when the
-phrase is louder), reached with a stroke onto its first stressed syllable; the body turns and leans between
-phrases; iconic words blend into their gesture; head nods on stress, jaw and mouth expressions follow the voice
-envelope and vowel, with blinks, weight shifts and drift. Amplitudes are tuned so per-joint mean speeds
-(omniges.data.kinematics) stay near BEAT2's `mean_vel_smplxflame_30.npy` while the positional spread (EMAGE
-L1div) comes near the real clip's, and no move is faster in a frame than the real clip's fastest.
+follows loudness; iconic words blend into their gesture; head nods on stress, jaw and mouth expressions follow
+the voice envelope and vowel, with blinks, weight shifts and drift. Amplitudes are tuned so per-joint mean
+speeds (omniges.data.kinematics) match BEAT2's `mean_vel_smplxflame_30.npy`.
 """
 
 from __future__ import annotations
@@ -20,12 +17,11 @@ from omniges.data.synthetic.pose_space import (
     EXPRESSION_MEAN,
     EXPRESSION_STD,
     PER_RADIAN,
-    STEEPEST,
     col,
     soft_clip,
     to_radians,
 )
-from omniges.data.synthetic.script import FPS, PHRASE_GAIN, SR, VOWEL_OPENNESS, VOWELS, Script, smooth_noise
+from omniges.data.synthetic.script import FPS, SR, VOWEL_OPENNESS, VOWELS, Script, smooth_noise
 from omniges.data.synthetic.speakers import SpeakerStyle
 
 MOUTH_EXPRESSIONS = tuple(range(10))  # expression dims driven by the voice envelope and vowel
@@ -66,21 +62,6 @@ _BEATS = (  # beat stroke shapes (left arm): chop down, push forward, open outwa
     ((16, 1, -0.5), (18, 1, -0.2), (20, 0, -0.2)),
     ((16, 2, 0.35), (20, 0, 0.35), (18, 0, 0.3)),
 )
-_HOLDS = (  # per-phrase holds in gesture space (left arm, mirrored for the right): mixed with random weights
-    ((16, 0, 0.5), (18, 0, 0.6), (18, 2, 0.5)),  # forearms rolled in, hands together in front
-    ((16, 2, 0.5), (18, 0, -0.6), (18, 2, -0.5)),  # elbows out, palms up
-    ((16, 1, -0.5), (16, 2, 0.2), (20, 0, 0.5)),  # hand raised forward
-    ((13, 2, 0.3), (16, 0, -0.5), (18, 2, 0.6), (20, 2, 0.4)),  # low and wide
-)
-HOLD_RISE_S = 0.24  # the move into a phrase's hold ends on its first stressed vowel onset
-MAX_SPEED = 4.0  # rad/s: longer moves into a hold or an iconic pose start earlier (they still end on the vowel)
-REST_PAUSE_S = 0.8  # pauses longer than this drop the arms to rest
-HOLD_DOMINANT, HOLD_OTHER = 1.0, 0.3  # hold sizes per arm (the dominant arm is nearer its range's end already)
-HOLD_SPREAD = 0.15  # std of each hold's weight per phrase (small: the voice, not chance, picks the place)
-HOLD_EMPHASIS = np.array([-0.9, 0.9, 0.7, 0.4])  # loud phrases open the arms and raise a hand, quiet ones close
-_TURN = ((0, 1, 0.7), (1, 1, -0.2), (2, 1, -0.2))  # body turn toward the audience
-TURN_SPREAD = 0.6
-LEAN_SPREAD = 0.08  # radians: leaning in or back from the hips, legs kept upright
 _NOD = ((15, 0, 0.35), (12, 0, 0.15), (9, 0, 0.08))
 _WEIGHT = ((0, 2, 0.3), (1, 2, -0.12), (2, 2, -0.12), (5, 0, 0.12), (4, 0, -0.05), (3, 2, -0.15),
            (6, 2, -0.1), (8, 0, 0.1), (7, 0, -0.05))
@@ -110,65 +91,16 @@ def _weight_side(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return gaussian_filter1d(side, 0.5 * FPS, mode="nearest")
 
 
-def _rise_for(move: np.ndarray) -> float:
-    """Seconds a smoothstep move (peak rate 1.5x the mean) needs to stay under `MAX_SPEED` rad/s on every column."""
-    return 1.5 * float(np.max(np.abs(move) * STEEPEST)) / MAX_SPEED
-
-
-def _phrase_holds(script: Script) -> list[tuple[float, float | None, float]]:
-    """Per phrase: when its hold is reached (s: the phrase's first stressed vowel onset), when the arms go back to
-    rest (s, 0.3 s after the phrase, only before a pause longer than `REST_PAUSE_S`; else None: the hold lasts
-    into the next phrase) and its loudness (median over its stressed syllables: the phrase gain the voice carries)."""
-    starts, onsets, loud = script.column(0), script.column(1), script.column(6)
-    stressed = script.column(5) == 1
-    out = []
-    for k, (start, end) in enumerate(script.phrases):
-        inside = (starts >= start) & (starts < end)
-        accents = inside & stressed if (inside & stressed).any() else inside
-        following = script.phrases[k + 1][0] if k + 1 < len(script.phrases) else None
-        rest = end / SR + 0.3 if following is None or (following - end) / SR > REST_PAUSE_S else None
-        out.append((float(onsets[accents][0]) / SR, rest, float(np.median(loud[accents]))))
-    return out
-
-
 def _gesture_space(script: Script, style: SpeakerStyle, t: np.ndarray, rng: np.random.Generator
                    ) -> np.ndarray:
-    """Arms come up into gesture space while a phrase is spoken and rest in long pauses: higher for a louder
-    phrase, and each phrase holds the hands at its own place in that space (a mix of the holds, more open when
-    louder). The hands reach a phrase's place with a stroke onto its first stressed syllable, and sink back to
-    rest slowly."""
+    """Arms come up into gesture space while a phrase is spoken and rest in the pauses."""
+    speaking = np.zeros(len(t))
+    for start, end in script.phrases:
+        speaking[(t >= start / SR - 0.2) & (t < end / SR + 0.3)] = rng.uniform(0.6, 1.2)
+    speaking = gaussian_filter1d(speaking, 0.25 * FPS)
     other = "left" if style.dominant == "right" else "right"
     space = pose_vector(side_items(_SPACE, style.dominant))[0] + 0.75 * pose_vector(side_items(_SPACE, other))[0]
-    holds = np.stack([HOLD_DOMINANT * pose_vector(side_items(h, style.dominant))[0]
-                      + HOLD_OTHER * pose_vector(side_items(h, other))[0]
-                      for h in _HOLDS])
-    out, current = np.zeros((len(t), POSE_DIM)), np.zeros(POSE_DIM)
-    low, high = PHRASE_GAIN
-    for apex, rest, level in _phrase_holds(script):
-        emphasis = np.clip(2.0 * (level - low) / (high - low) - 1.0, -1.0, 1.0)  # -1 quiet .. +1 loud phrase
-        weights = np.clip(rng.normal(0.0, HOLD_SPREAD, len(_HOLDS)) + HOLD_EMPHASIS * emphasis, -1.0, 1.0)
-        place = style.gesture_scale * ((0.85 + 0.25 * emphasis) * space + weights @ holds)
-        rise = max(HOLD_RISE_S, _rise_for(place - current))
-        out += _smoothstep((t - apex + rise) / rise)[:, None] * (place - current)
-        current = place
-        if rest is not None:
-            out -= _smoothstep((t - rest) / 0.8)[:, None] * current
-            current = np.zeros(POSE_DIM)
-    return out
-
-
-def _body_turn(script: Script, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The speaker turns the body toward a new part of the audience at each phrase and leans in or back from
-    the hips (the hips counter the pelvis, so the legs stay upright), holding both into the pause."""
-    held = np.zeros((len(t), 2))
-    for start, _ in script.phrases:
-        held[t >= start / SR - 0.3] = rng.normal(0.0, 1.0, 2)
-    turn, lean = gaussian_filter1d(held, 0.5 * FPS, axis=0, mode="nearest").T
-    out = TURN_SPREAD * turn[:, None] * pose_vector(_TURN)[0]
-    out[:, col(0, 0)] += LEAN_SPREAD * lean * PER_RADIAN[col(0, 0)]
-    for hip in (1, 2):
-        out[:, col(hip, 0)] -= LEAN_SPREAD * lean * PER_RADIAN[col(hip, 0)]
-    return out
+    return style.gesture_scale * speaking[:, None] * space
 
 
 def _strokes(script: Script, style: SpeakerStyle, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -198,12 +130,10 @@ def _apply_iconic(f: np.ndarray, script: Script, style: SpeakerStyle, t: np.ndar
             continue
         gesture = ICONIC_GESTURES[ICONIC_WORDS[word]]
         ws, we = apex / SR, max(end / SR, apex / SR + 0.3)
+        weight = np.minimum(_smoothstep((t - ws + 0.5) / 0.5), 1.0 - _smoothstep((t - we) / 0.6))
         sides = [style.dominant, other] if gesture.both_hands else [style.dominant]
         items = [item for s in sides for item in side_items(list(gesture.arm) + hand_items(gesture.hand), s)]
         target, mask = pose_vector(items + list(gesture.head))
-        start = min(int(np.searchsorted(t, ws - 0.5)), len(t) - 1)  # a longer way in starts earlier
-        rise = max(0.5, _rise_for(np.where(mask, target - f[start], 0.0)))
-        weight = np.minimum(_smoothstep((t - ws + rise) / rise), 1.0 - _smoothstep((t - we) / 0.6))
         f += (weight[:, None] * mask) * (target - f)
         for joint, axis, value in gesture.shake:
             f[:, col(joint, axis)] += weight * value * np.sin(2 * np.pi * gesture.shake_hz * (t - ws))
@@ -252,9 +182,8 @@ def render_motion(script: Script, style: SpeakerStyle, voiced: np.ndarray, n_fra
     f += smooth_noise(rng, f.shape, 1.2 * FPS) * amp + smooth_noise(rng, f.shape, 0.2 * FPS) * (0.35 * amp)
     side = _weight_side(t, rng)
     f += side[:, None] * pose_vector(_WEIGHT)[0]
-    f += _gesture_space(script, style, t, rng) + _body_turn(script, t, rng)
+    f += _gesture_space(script, style, t, rng)
     strokes = _strokes(script, style, t, rng)
-    f = soft_clip(f)  # iconic words blend from the pose as it shows, not from a saturated overshoot
     _apply_iconic(f, script, style, t)
     trans = _translation(style, side, rng)
     _plant_feet(f, trans)

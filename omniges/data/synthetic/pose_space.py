@@ -130,7 +130,6 @@ _LO, _HI = _symmetric_bounds(_LO, _HI, _REST)
 
 _SOFT = 0.97
 PER_RADIAN = 2.0 / (_HI - _LO)
-STEEPEST = np.maximum(_HI - _REST, _REST - _LO)  # radians per normalised unit on a column's steeper side
 
 
 def col(joint: int, axis: int) -> int:

@@ -42,7 +42,6 @@ _FUNCTION_WORDS = ("the", "a", "and", "to", "of", "it", "is", "we", "this", "tha
 VOWELS = "aeiou@"
 CONSONANTS = "-sftknh"
 VOWEL_OPENNESS = np.array([1.0, 0.6, 0.3, 0.7, 0.35, 0.5])  # jaw opening per vowel, order VOWELS
-PHRASE_GAIN = (0.6, 1.0)  # loudness of a phrase's stressed syllables (before jitter); the gestures follow it
 _CONSONANT_S = {"-": 0.0, "s": 0.085, "f": 0.07, "t": 0.05, "k": 0.055, "n": 0.06, "h": 0.06}
 
 
@@ -83,7 +82,7 @@ def _phrase(style: SpeakerStyle, start: int, vocabulary: Sequence[str], rng: np.
         while indices and iconic[indices[-1]] and iconic[choice] and not iconic.all():
             choice = int(rng.choice(len(vocabulary), p=prob))
         indices.append(choice)
-    gain, tempo, cursor = rng.uniform(PHRASE_GAIN[0], PHRASE_GAIN[1]), style.syllable_s / 0.2, start
+    gain, tempo, cursor = rng.uniform(0.75, 1.0), style.syllable_s / 0.2, start
     words = []
     for position, index in enumerate(indices):
         word, syllables = vocabulary[index], []

@@ -130,6 +130,16 @@ def test_words_match_what_was_synthesised() -> None:
     assert np.abs(audio[:int(clip.words[0][1] * 16000)]).max() < 0.01
 
 
+def _fastest_frame_change(poses: np.ndarray) -> float:
+    """The largest change of any pose column between two frames (rad)."""
+    return float(np.abs(np.diff(poses, axis=0)).max())
+
+
+def _assert_no_faster_frame(clip: syn.SyntheticClip, real_jump: float) -> None:
+    jump = _fastest_frame_change(clip.poses)
+    assert jump <= real_jump, f"{clip.clip_id}: {jump:.3f} rad in one frame (real: {real_jump:.3f})"
+
+
 def test_motion_is_calibrated_to_real_beat2(
     clips: list[syn.SyntheticClip], real_clip_paths: dict[str, Path]
 ) -> None:
@@ -142,13 +152,12 @@ def test_motion_is_calibrated_to_real_beat2(
     real_ratio = mean_joint_speeds(real_poses, real_trans) / mean_vel
     assert 1.5 < np.median(real_ratio) < 2.5  # units check: the real clip (an active speaker) is ~2x the mean
     low, high = real_poses.min(axis=0) - 0.05, real_poses.max(axis=0) + 0.05
-    real_jump = np.abs(np.diff(real_poses, axis=0)).max()
+    real_jump = _fastest_frame_change(real_poses)
     for clip in clips:
         ratio = mean_joint_speeds(clip.poses, clip.trans) / mean_vel
         assert ratio.min() > 0.5 and ratio.max() < 2.0, (clip.clip_id, ratio.round(2))
         assert ((clip.poses >= low) & (clip.poses <= high)).all(), clip.clip_id
-        jump = np.abs(np.diff(clip.poses, axis=0)).max()
-        assert jump <= real_jump, f"{clip.clip_id}: {jump:.3f} rad in one frame (real: {real_jump:.3f})"
+        _assert_no_faster_frame(clip, real_jump)
         assert np.linalg.norm(np.diff(clip.trans, axis=0), axis=1).max() < 0.02
 
 
@@ -156,12 +165,10 @@ def test_no_frame_moves_faster_than_real_motion(real_clip_paths: dict[str, Path]
     """Over the demo corpus's first 6 clips per speaker (seed 0, not only the fixture's seed): no pose column
     changes faster in one frame than the real clip's fastest change."""
     with np.load(real_clip_paths["npz"]) as real:
-        real_jump = np.abs(np.diff(real["poses"], axis=0)).max()
+        real_jump = _fastest_frame_change(real["poses"])
     for style in syn.speaker_styles(4):
         for k in range(6):
-            clip = syn.synthesize_clip(style, seconds=20.0, seed=0, index=k)
-            jump = np.abs(np.diff(clip.poses, axis=0)).max()
-            assert jump <= real_jump, f"{clip.clip_id}: {jump:.3f} rad in one frame (real: {real_jump:.3f})"
+            _assert_no_faster_frame(syn.synthesize_clip(style, seconds=20.0, seed=0, index=k), real_jump)
 
 
 def test_arm_speed_follows_audio_onsets(clips: list[syn.SyntheticClip]) -> None:

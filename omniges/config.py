@@ -25,6 +25,7 @@ class SyntheticParams(Strict):
     clips_per_speaker: int = Field(6, ge=4)
     clip_seconds: float = Field(20.0, ge=4.0, le=600.0)
     seed: int = 0
+    speech: Literal["formant", "espeak"] = "formant"
 
 
 class DataParams(Strict):

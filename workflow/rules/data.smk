@@ -12,6 +12,7 @@ rule synthesize:
         "omniges/data/synthetic/script.py",
         "omniges/data/synthetic/speakers.py",
         "omniges/data/synthetic/speech.py",
+        "omniges/data/synthetic/espeak.py",
     output:
         directory(config["data"]["synthetic_root"]),
     params:

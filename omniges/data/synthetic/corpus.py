@@ -47,14 +47,25 @@ def _betas(style: SpeakerStyle) -> np.ndarray:
 
 
 def synthesize_clip(style: SpeakerStyle, *, seconds: float, seed: int = 0, index: int = 0,
-                    vocabulary: Sequence[str] = VOCABULARY) -> SyntheticClip:
-    """One deterministic clip of `seconds` (rounded to 0.1 s so audio and motion lengths agree exactly)."""
+                    vocabulary: Sequence[str] = VOCABULARY, speech: str = "formant") -> SyntheticClip:
+    """One deterministic clip of `seconds` (rounded to 0.1 s so audio and motion lengths agree exactly).
+
+    `speech`: "formant" renders the script with the built-in source-filter voice; "espeak" speaks each phrase
+    with the speaker's eSpeak NG voice and reads the syllable timing, stress and loudness off it."""
     n_frames = 3 * max(1, int(round(seconds * 10)))
     n_samples = n_frames * SR // FPS
     rng = np.random.default_rng([seed, style.speaker_id, index])
-    script = plan_script(style, n_samples, vocabulary, rng)
-    voiced, noise = envelopes(script, n_samples)
-    audio = render_audio(script, style, voiced, noise, rng)
+    if speech == "espeak":
+        from omniges.data.synthetic.espeak import plan_script_espeak
+
+        script, audio = plan_script_espeak(style, n_samples, vocabulary, rng)
+        voiced, _ = envelopes(script, n_samples)
+    elif speech == "formant":
+        script = plan_script(style, n_samples, vocabulary, rng)
+        voiced, noise = envelopes(script, n_samples)
+        audio = render_audio(script, style, voiced, noise, rng)
+    else:
+        raise ValueError(f"speech must be 'formant' or 'espeak', got {speech!r}")
     motion = render_motion(script, style, voiced, n_frames, rng)
     stressed = script.column(5) == 1
     return SyntheticClip(
@@ -142,7 +153,7 @@ def _replace_dir(tmp: Path, root: Path) -> None:
 
 def synthesize_corpus(
     root: Path, *, speakers: int = 4, clips_per_speaker: int = 8, clip_seconds: float = 20.0, seed: int = 0,
-    vocabulary_size: int = len(VOCABULARY), progress: bool = False,
+    vocabulary_size: int = len(VOCABULARY), progress: bool = False, speech: str = "formant",
 ) -> dict[str, float]:
     """Write the corpus under `root` atomically (temp sibling, then rename); flat summary."""
     if not 5 <= vocabulary_size <= len(VOCABULARY):
@@ -165,7 +176,8 @@ def synthesize_corpus(
         tmp.chmod(0o755)
         rows = []
         for style, k in jobs:
-            clip = synthesize_clip(style, seconds=clip_seconds, seed=seed, index=k, vocabulary=vocabulary)
+            clip = synthesize_clip(style, seconds=clip_seconds, seed=seed, index=k, vocabulary=vocabulary,
+                                   speech=speech)
             write_clip(tmp, clip)
             rows.append((clip.clip_id, _split(k, clips_per_speaker)))
             summary["clips"] += 1

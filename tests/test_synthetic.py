@@ -21,17 +21,22 @@ from omniges.data.synthetic import corpus as corpus_module
 NPZ_KEYS = {"poses", "trans", "betas", "expressions", "model", "gender", "mocap_frame_rate"}
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+@pytest.fixture(scope="module", params=("espeak", "formant"))
+def corpus(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+           ) -> tuple[Path, dict[str, float]]:
     root = tmp_path_factory.mktemp("syn") / "beat"
-    return root, syn.synthesize_corpus(root, speakers=2, clips_per_speaker=2, clip_seconds=6.0, seed=3)
+    return root, syn.synthesize_corpus(root, speakers=2, clips_per_speaker=2, clip_seconds=6.0, seed=3,
+                                       speech=request.param)
 
 
-@pytest.fixture(scope="module")
-def clips() -> list[syn.SyntheticClip]:
-    """Two 20 s clips of each of the four designed speakers, in memory."""
-    return [syn.synthesize_clip(style, seconds=20.0, seed=1, index=k) for style in syn.speaker_styles(4)
-            for k in range(2)]
+SPEECH = ("espeak", "formant")
+
+
+@pytest.fixture(scope="module", params=SPEECH)
+def clips(request: pytest.FixtureRequest) -> list[syn.SyntheticClip]:
+    """Two 20 s clips of each of the four designed speakers, in memory, with each speech synthesiser."""
+    return [syn.synthesize_clip(style, seconds=20.0, seed=1, index=k, speech=request.param)
+            for style in syn.speaker_styles(4) for k in range(2)]
 
 
 def _ids(root: Path) -> list[tuple[str, str]]:
@@ -118,8 +123,9 @@ def test_textgrid_words_are_vocabulary_with_exact_times(corpus: tuple[Path, dict
         assert [e.label for e in entries] == words
 
 
-def test_words_match_what_was_synthesised() -> None:
-    clip = syn.synthesize_clip(syn.speaker_styles(1)[0], seconds=8.0, seed=2)
+@pytest.mark.parametrize("speech", SPEECH)
+def test_words_match_what_was_synthesised(speech: str) -> None:
+    clip = syn.synthesize_clip(syn.speaker_styles(1)[0], seconds=8.0, seed=2, speech=speech)
     audio = clip.audio.astype(np.float64) / 32768
     for _, start, end in clip.words:  # speech inside words, silence in the gaps between phrases
         assert np.abs(audio[int(start * 16000):int(end * 16000)]).max() > 0.05
@@ -161,14 +167,16 @@ def test_motion_is_calibrated_to_real_beat2(
         assert np.linalg.norm(np.diff(clip.trans, axis=0), axis=1).max() < 0.02
 
 
-def test_no_frame_moves_faster_than_real_motion(real_clip_paths: dict[str, Path]) -> None:
+@pytest.mark.parametrize("speech", SPEECH)
+def test_no_frame_moves_faster_than_real_motion(real_clip_paths: dict[str, Path], speech: str) -> None:
     """Over the demo corpus's first 6 clips per speaker (seed 0, not only the fixture's seed): no pose column
     changes faster in one frame than the real clip's fastest change."""
     with np.load(real_clip_paths["npz"]) as real:
         real_jump = _fastest_frame_change(real["poses"])
     for style in syn.speaker_styles(4):
         for k in range(6):
-            _assert_no_faster_frame(syn.synthesize_clip(style, seconds=20.0, seed=0, index=k), real_jump)
+            clip = syn.synthesize_clip(style, seconds=20.0, seed=0, index=k, speech=speech)
+            _assert_no_faster_frame(clip, real_jump)
 
 
 def test_arm_speed_follows_audio_onsets(clips: list[syn.SyntheticClip]) -> None:
@@ -276,3 +284,28 @@ def test_interrupted_run_leaves_previous_corpus_intact(tmp_path: Path, monkeypat
     monkeypatch.undo()
     syn.synthesize_corpus(root, speakers=2, clips_per_speaker=1, clip_seconds=3.0)
     assert len(_ids(root)) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["beat"]
+
+
+def test_espeak_syllables_are_read_off_the_voice() -> None:
+    """eSpeak NG speech: every word's syllables lie inside it in time order, its stressed vowel is louder than
+    the phrase's unstressed ones on the audio, beats are the stressed vowel onsets, and the voices differ."""
+    from omniges.data.synthetic.espeak import utterance, voice_of
+
+    styles = syn.speaker_styles(4)
+    clip = syn.synthesize_clip(styles[0], seconds=12.0, seed=4, speech="espeak")
+    script_words = [w for w, _, _ in clip.words]
+    assert len(script_words) >= 8 and set(script_words) <= set(syn.VOCABULARY)
+    starts = np.array([s for _, s, _ in clip.words])
+    assert (np.diff(starts) > 0).all() and all(e > s for _, s, e in clip.words)
+    audio = clip.audio.astype(np.float64) / 32768
+    assert len(clip.beats) >= 8 and (np.diff(clip.beats) > 0).all()
+    for beat in clip.beats:  # voiced at every stressed vowel onset
+        assert np.sqrt(np.mean(audio[int(beat * 16000):int(beat * 16000) + 800] ** 2)) > 0.01
+    voices = {voice_of(s)["voice"] for s in styles}
+    assert len(voices) >= 3
+    wave, phonemes = utterance("never stop", voice_of(styles[0]))
+    names = [p.name for p in phonemes]
+    assert sum(n.startswith("'") for n in names) == 2 and [p.word for p in phonemes] == sorted(p.word for p in phonemes)
+    assert 0.3 < len(wave) / 16000 < 2.0 and np.abs(wave).max() > 0.1
+    with pytest.raises(ValueError, match="speech"):
+        syn.synthesize_clip(styles[0], seconds=4.0, speech="robot")

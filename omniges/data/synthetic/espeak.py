@@ -181,8 +181,6 @@ def syllables(phonemes: Sequence[Phoneme], n_words: int, end: int, audio: np.nda
         for a, b in zip(out, out[1:], strict=False):  # a syllable ends where the next one's onset starts
             b[0] = next((p.sample for p in group if a[1] < p.sample <= b[1]), b[1])
             a[2] = b[0]
-        for s in out:  # at least 50 ms from vowel onset to end: the voiced envelope needs 25 ms of release
-            s[2] = max(s[2], s[1] + _samples(0.05))
         words.append([tuple(s) for s in out])
     return words
 

@@ -31,7 +31,7 @@ def envelopes(script: Script, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-vowel voiced envelopes (6, n) and per-consonant-class envelopes (7, n) on the sample grid."""
     voiced, noise = np.zeros((len(VOWELS), n_samples)), np.zeros((len(CONSONANTS), n_samples))
     for start, onset, end, vowel, consonant, _, loud in script.syllables:
-        length = end - onset - int(0.025 * SR)
+        length = max(end - onset - int(0.025 * SR), int(0.02 * SR))  # eSpeak vowels can be under 45 ms
         decay = 1.0 - 0.5 * np.linspace(0.0, 1.0, length)
         shape = _raised_cosine(length, int(0.012 * SR), int(0.05 * SR))
         voiced[vowel, onset:onset + length] += loud * decay * shape

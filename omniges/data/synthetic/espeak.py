@@ -47,7 +47,7 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 @dataclass(frozen=True)
 class Phoneme:
     sample: int  # onset on the 16 kHz grid, from the start of the utterance
-    name: str  # eSpeak mnemonic, stress mark (' primary, , secondary) included
+    name: str  # eSpeak mnemonic, stress mark (' primary, , secondary) included; "_" a pause inside the phrase
     word: int  # index of the word it belongs to
 
 
@@ -127,18 +127,17 @@ def utterance(text: str, voice: dict[str, int | str], volume: int = 100) -> tupl
                                 pitch_range=int(voice["pitch_range"]), volume=volume)
     scale = SR / engine.rate
     starts = sorted({position for kind, position, _, _ in events if kind == _EVENT_WORD})
-    phonemes, end = [], len(wave)
-    for kind, position, sample, name in events:
-        if kind == _EVENT_PHONEME and name.startswith("_"):
-            if phonemes:
-                end = sample
-                break
-            continue
-        if kind == _EVENT_PHONEME and name:
-            word = max(0, int(np.searchsorted(starts, position, side="right")) - 1)
-            phonemes.append(Phoneme(int(round(sample * scale)), name, word))
-    if not phonemes:
+    spoken = [(position, sample, name) for kind, position, sample, name in events if kind == _EVENT_PHONEME and name]
+    last = max((k for k, (_, _, name) in enumerate(spoken) if not name.startswith("_")), default=None)
+    if last is None:
         raise ValueError(f"eSpeak NG produced no phonemes for {text!r}")
+    # the utterance ends at the pause after its last phoneme (eSpeak may pause between words too: kept inside)
+    end = next((sample for _, sample, name in spoken[last + 1:] if name.startswith("_")), len(wave))
+    phonemes = [Phoneme(int(round(sample * scale)), "_" if name.startswith("_") else name,
+                        max(0, int(np.searchsorted(starts, position, "right")) - 1))
+                for position, sample, name in spoken[:last + 1]]
+    while phonemes[0].name == "_":
+        phonemes.pop(0)
     audio = resample_poly(wave[: end + int(0.03 * engine.rate)].astype(np.float64) / 32768.0, SR, engine.rate)
     return audio, phonemes
 
@@ -154,14 +153,16 @@ def syllables(phonemes: Sequence[Phoneme], n_words: int, end: int, audio: np.nda
     Loudness is the RMS of the vowel's audio (raw; normalised per clip by the caller)."""
     by_word: list[list[Phoneme]] = [[] for _ in range(n_words)]
     for phoneme in phonemes:
-        by_word[min(phoneme.word, n_words - 1)].append(phoneme)
-    starts = [w[0].sample if w else None for w in by_word]
+        if phoneme.name != "_":
+            by_word[min(phoneme.word, n_words - 1)].append(phoneme)
+    samples = [p.sample for p in phonemes]
     words = []
-    for k, group in enumerate(by_word):
+    for group in by_word:
         if not group:
             words.append([])
             continue
-        word_end = next((s for s in starts[k + 1:] if s is not None), end)
+        # a word ends where the next phoneme after its last one starts: the next word, or a pause eSpeak made
+        word_end = next((s for s in samples if s > group[-1].sample), end)
         out, onset_start, consonant = [], group[0].sample, "-"
         for i, phoneme in enumerate(group):
             if not _is_vowel(phoneme.name):

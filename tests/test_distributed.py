@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -202,3 +203,38 @@ def test_rvqvae_two_processes_train_one_tokenizer(workdir):
     # apart when measured: val L1 0.8634 vs 0.8624, train loss 0.3673 vs 0.3660)
     for key in ("val_l1", "train_loss"):
         assert abs(two[key] - one[key]) < 0.05 * one[key], (key, two[key], one[key])
+
+
+def test_a_checkpoint_trained_on_other_inputs_is_not_resumed(workdir, monkeypatch, caplog):
+    """Same settings and inputs: training resumes from checkpoints/last.pt. The same settings on another cache
+    (here its pose statistics changed, as a new corpus or tokenizer changes them): it starts from step 0."""
+    import logging
+
+    from omniges.training.generator import train_generator
+
+    monkeypatch.chdir(workdir)
+    params = load_params("params.yaml")
+    cfg = params.section("training")
+    shutil.copytree("data/cache", "cache_other", dirs_exist_ok=True)
+    with np.load("cache_other/stats.npz") as stats:
+        changed = {k: stats[k] + 1e-3 for k in stats.files}
+    np.savez("cache_other/stats.npz", **changed)
+
+    def train(cache: str, steps: int) -> list[int]:
+        seen: list[int] = []
+        training = {**cfg["common"], "steps": steps, "tasks": {"a2g": 1.0}, "batch_size": 2, "warmup_steps": 1,
+                    "log_every": 1, "val_every": 100, "checkpoint_every": 2}
+        train_generator("a2g", cache_dir=cache, rvqvae_dir="results/rvqvae", out_dir="results/models/inputs",
+                        model=params.section("model"), training=training, flow=params.section("flow"),
+                        loss=cfg["loss"], window=cfg["window"], stride=cfg["stride"], face_jaw=True, progress=False,
+                        device="cpu", log_metrics=lambda m, step: seen.append(step) if "train/a2g/loss" in m else None)
+        return seen
+
+    assert train("data/cache", 2) == [1, 2]
+    with caplog.at_level(logging.INFO):
+        assert train("cache_other", 2) == [1, 2]  # not "resumed at step 2": nothing left to train
+    assert "trained with other settings or inputs" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        train("cache_other", 2)
+    assert "resumed from" in caplog.text

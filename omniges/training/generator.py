@@ -121,6 +121,21 @@ def config_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def inputs_fingerprint(cache_dir: Path, rvqvae_dir: Path) -> str:
+    """A digest of what the generator trains on: the caches' metadata (clips, features, latents), the pose
+    statistics and vocabulary, and the tokenizer checkpoints. A checkpoint trained on other inputs (a new corpus,
+    retrained tokenizers) is never resumed."""
+    digest = hashlib.sha256()
+    for name in ("clips.lmdb", "features.lmdb", "latents.lmdb"):
+        digest.update(json.dumps(LmdbReader(cache_dir / name).meta, sort_keys=True, default=str).encode())
+    for path in [cache_dir / "stats.npz", cache_dir / "vocab.json", *sorted(Path(rvqvae_dir).glob("*.pth"))]:
+        with path.open("rb") as handle:
+            digest.update(path.name.encode())
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def train_generator(
     experiment: str, *, cache_dir: str | Path, rvqvae_dir: str | Path, out_dir: str | Path, model: dict[str, Any],
     training: dict[str, Any], flow: dict[str, Any], loss: dict[str, Any], window: int, stride: int, face_jaw: bool,
@@ -165,7 +180,8 @@ def train_generator(
     rectified = RectifiedFlow(**flow, code_weight=weights.code, text_weight=weights.text,
                               shortcut_weight=weights.shortcut)
     settings = {"experiment": experiment, "model": config.to_dict(), "training": training, "flow": flow, "loss": loss,
-                "window": window, "stride": stride, "min_window": min_window, "batch_tokens": batch_tokens}
+                "window": window, "stride": stride, "min_window": min_window, "batch_tokens": batch_tokens,
+                "inputs": inputs_fingerprint(cache_dir, Path(rvqvae_dir))}
     digest = config_hash(settings)
     trainer = Trainer(net, train_set=train_set, val_set=val_set, collate=collate,
                       loss_fn=make_loss_fn(rectified, processor, weights, min_tokens=min_window // FRAMES_PER_TOKEN,
@@ -182,7 +198,10 @@ def train_generator(
     acc.wait_for_everyone()  # every process has decided before rank 0 changes the folder
     if same_settings:
         trainer.resume()
-    elif acc.is_main_process:
+    elif trainer.checkpoint_path.exists() and acc.is_main_process:
+        log.info("train_%s: %s was trained with other settings or inputs (corpus, features, tokenizers): "
+                 "training from step 0", experiment, trainer.checkpoint_path)
+    if not same_settings and acc.is_main_process:
         marker.parent.mkdir(parents=True, exist_ok=True)
         trainer.checkpoint_path.unlink(missing_ok=True)
         write_json_atomic(marker, {"hash": digest})

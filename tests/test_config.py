@@ -19,6 +19,7 @@ def test_repo_params_validate():
     ("override", "key"),
     [({"data.source": "kinect"}, "data.source"), ({"data.fps": 25}, "data.fps"),
      ({"data.synthetic.speakers": 0}, "data.synthetic.speakers"), ({"data.splits": ["val"]}, "data.splits"),
+     ({"data.synthetic.speech": "robot"}, "data.synthetic.speech"),
      ({"data.typo_key": 1}, "data.typo_key"), ({"render.style": "cartoon"}, "render.style"),
      ({"render.typo": 1}, "render.typo")],
 )

@@ -8,6 +8,7 @@ loudness measured on the audio) come from eSpeak's phoneme events, so the motion
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import threading
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import resample_poly
 
-from omniges.data.synthetic.script import CONSONANTS, SR, Script, _samples, _word_sampler
+from omniges.data.synthetic.script import CONSONANTS, SR, Script, _samples, phrase_words
 from omniges.data.synthetic.speakers import SpeakerStyle
 
 _EVENT_WORD, _EVENT_END, _EVENT_PHONEME, _EVENT_SAMPLERATE = 1, 5, 7, 8
@@ -64,6 +65,7 @@ class _Engine:
             raise RuntimeError("data.synthetic.speech = espeak needs the espeakng-loader package "
                                "(pip install espeakng-loader==0.2.4)") from error
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self.libc = ctypes.CDLL(None)  # the process's C library: the rand() eSpeak calls
         data = espeakng_loader.get_data_path().encode()
         self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data,
                                                _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
@@ -81,6 +83,17 @@ class _Engine:
                 cls._instance = cls()
             return cls._instance
 
+    @classmethod
+    def fresh(cls) -> _Engine:
+        """A newly loaded library: eSpeak keeps state from one utterance to the next (its glottal flutter phase
+        moves phoneme boundaries by a few samples), so a clip is only repeatable when it starts from a fresh one."""
+        with cls._lock:
+            if cls._instance is not None:
+                cls._instance.lib.espeak_Terminate()
+                _ctypes.dlclose(cls._instance.lib._handle)
+                cls._instance = None
+        return cls.get()
+
     def _collect(self, wav, n: int, events) -> int:
         if n > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
@@ -96,11 +109,18 @@ class _Engine:
               ) -> tuple[np.ndarray, list[tuple[int, int, int, str]]]:
         """Int16 samples at `self.rate` and (type, text position, sample, phoneme name) events of `text`."""
         with self._lock:
+            # a voice change keeps some of the previous voice's settings (a variant's breath, say): load the base
+            # voice first, so an utterance sounds the same whatever was spoken before it
+            self.lib.espeak_SetVoiceByName(b"en")
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise ValueError(f"eSpeak NG has no voice {voice!r}")
             for parameter, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range), (_VOLUME, volume)):
                 self.lib.espeak_SetParameter(parameter, int(value), 0)
             self._chunks, self._events = [], []
+            # eSpeak draws noise (breath) from its own generator, seeded from the clock, and jitter from the C
+            # library's rand(): both reseeded, an utterance is the same whatever was spoken before it
+            self.lib.espeak_ng_SetRandSeed(ctypes.c_long(1))
+            self.libc.srand(1)
             data = text.encode()
             self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
             self.lib.espeak_Synchronize()
@@ -191,17 +211,11 @@ def plan_script_espeak(style: SpeakerStyle, n_samples: int, vocabulary: Sequence
     """Phrases of 3-7 words spoken by the speaker's voice, separated by pauses, filling the clip up to a trailing
     silence of at least 0.4 s; the script (syllable loudness normalised so stressed vowels ~ 0.9) and the audio."""
     voice = voice_of(style)
-    prob, iconic = _word_sampler(vocabulary)
+    _Engine.fresh()  # the clip sounds the same whichever clips were spoken before it
     script, audio = Script(), np.zeros(n_samples)
     cursor, limit = _samples(rng.uniform(0.4, 0.8)), n_samples - _samples(0.4)
     while True:
-        indices: list[int] = []
-        for _ in range(int(rng.integers(3, 8))):
-            choice = int(rng.choice(len(vocabulary), p=prob))
-            while indices and iconic[indices[-1]] and iconic[choice] and not iconic.all():
-                choice = int(rng.choice(len(vocabulary), p=prob))
-            indices.append(choice)
-        words = [vocabulary[i] for i in indices]
+        words = phrase_words(vocabulary, rng)
         gain = rng.uniform(0.75, 1.0)
         wave, phonemes = utterance(" ".join(words), voice, volume=int(round(100 * gain)))
         if cursor + len(wave) > limit:

@@ -72,9 +72,8 @@ def _word_sampler(vocabulary: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return weight / weight.sum(), iconic
 
 
-def _phrase(style: SpeakerStyle, start: int, vocabulary: Sequence[str], rng: np.random.Generator
-            ) -> list[tuple[str, list[tuple[int, int, int, int, int, int, float]]]]:
-    """3-7 words (never two iconic ones in a row) laid out as syllables from sample `start`."""
+def phrase_words(vocabulary: Sequence[str], rng: np.random.Generator) -> list[str]:
+    """The words of one phrase: 3-7, never two iconic ones in a row."""
     prob, iconic = _word_sampler(vocabulary)
     indices: list[int] = []
     for _ in range(int(rng.integers(3, 8))):
@@ -82,18 +81,25 @@ def _phrase(style: SpeakerStyle, start: int, vocabulary: Sequence[str], rng: np.
         while indices and iconic[indices[-1]] and iconic[choice] and not iconic.all():
             choice = int(rng.choice(len(vocabulary), p=prob))
         indices.append(choice)
+    return [vocabulary[i] for i in indices]
+
+
+def _phrase(style: SpeakerStyle, start: int, vocabulary: Sequence[str], rng: np.random.Generator
+            ) -> list[tuple[str, list[tuple[int, int, int, int, int, int, float]]]]:
+    """One phrase's words laid out as syllables from sample `start`."""
+    chosen = phrase_words(vocabulary, rng)
     gain, tempo, cursor = rng.uniform(0.75, 1.0), style.syllable_s / 0.2, start
     words = []
-    for position, index in enumerate(indices):
-        word, syllables = vocabulary[index], []
+    for position, word in enumerate(chosen):
+        syllables = []
         for k, (consonant, vowel, stress) in enumerate(LEXICON[word]):
-            final = position == len(indices) - 1 and k == len(LEXICON[word]) - 1
+            final = position == len(chosen) - 1 and k == len(LEXICON[word]) - 1
             duration = style.syllable_s * (1.3 if stress else 0.8) * rng.uniform(0.85, 1.15)
             duration *= 1.35 if final else 1.0
             onset = cursor + _samples(_CONSONANT_S[consonant] * tempo)
             end = max(cursor + _samples(duration), onset + _samples(0.09))
             loud = gain * (1.0 if stress else 0.45) * rng.lognormal(0.0, 0.12)
-            loud *= 1.15 if iconic[index] else 1.0  # iconic words are emphasised
+            loud *= 1.15 if word in ICONIC_WORDS else 1.0  # iconic words are emphasised
             kinds = VOWELS.index(vowel), CONSONANTS.index(consonant)
             syllables.append((cursor, onset, end, *kinds, stress, loud))
             cursor = end

@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     from omniges.inference import GenerationSettings, Omniges
 
     clips = Path(args.clips)
-    model = Omniges.load(args.checkpoint, settings=GenerationSettings.from_params())
+    try:
+        model = Omniges.load(args.checkpoint, settings=GenerationSettings.from_params())
+    except (FileNotFoundError, ValueError) as error:  # no trained model, a bad checkpoint, a missing tokenizer
+        raise SystemExit(f"real_speech: {error}") from None
     motions = {npz.stem: read_motion(npz) for npz in sorted((clips / "smplxflame_30").glob("*.npz"))}
     if not motions:
         raise SystemExit(f"{clips / 'smplxflame_30'}: no .npz motion files")

@@ -109,16 +109,13 @@ class _Engine:
               ) -> tuple[np.ndarray, list[tuple[int, int, int, str]]]:
         """Int16 samples at `self.rate` and (type, text position, sample, phoneme name) events of `text`."""
         with self._lock:
-            # a voice change keeps some of the previous voice's settings (a variant's breath, say): load the base
-            # voice first, so an utterance sounds the same whatever was spoken before it
-            self.lib.espeak_SetVoiceByName(b"en")
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise ValueError(f"eSpeak NG has no voice {voice!r}")
             for parameter, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range), (_VOLUME, volume)):
                 self.lib.espeak_SetParameter(parameter, int(value), 0)
             self._chunks, self._events = [], []
-            # eSpeak draws noise (breath) from its own generator, seeded from the clock, and jitter from the C
-            # library's rand(): both reseeded, an utterance is the same whatever was spoken before it
+            # eSpeak draws noise (breath) from its own generator, seeded from the clock, and calls the C library's
+            # rand(): both reseeded per utterance (the state it keeps between utterances is reset per clip: fresh)
             self.lib.espeak_ng_SetRandSeed(ctypes.c_long(1))
             self.libc.srand(1)
             data = text.encode()

@@ -8,7 +8,9 @@ speech no demo model was trained on), A2G motion is generated from the wav with 
   for the true pairing and for mismatched speech (the same motion against the clip's speech circularly shifted
   by 5 s or more: other speech, same statistics); the real motion with its own speech is the reference row;
 - BC (EMAGE beat consistency) of the true and the mismatched pairing, with the clip's own mean_vel when given;
-- L1 diversity of the generated motion against the real motion's.
+- L1 diversity of the generated motion against the real motion's;
+- upper-body speed: the mean over the 13 BC joints of joint speed / mean_vel (how energetic the body is; the
+  demo corpus is calibrated to BEAT2's mean_vel, so on its own clips a model moves at about 1).
 Targets: jaw r >= 0.15 and >= 3x the mismatched r; BC above the mismatched BC; L1div within 30% of the real one.
 Means over seeds with a 95% bootstrap CI over (clip, seed) units; `bc_margin` is the paired BC difference (true
 minus mismatched speech, same motion), so its CI says whether BC is above mismatched beyond noise.
@@ -55,7 +57,9 @@ def scores(poses: np.ndarray, wave: np.ndarray, mean_vel: np.ndarray) -> dict[st
            "bc": metrics.beat_consistency(wave, SR, joints, FPS, mean_vel=mean_vel),
            "bc_mismatched": float(np.mean([metrics.beat_consistency(np.roll(wave, k), SR, joints, FPS,
                                                                     mean_vel=mean_vel) for k in shifts])),
-           "l1div": metrics.l1_diversity(joints)}
+           "l1div": metrics.l1_diversity(joints),
+           "upper_speed": float((metrics.joint_speed(joints, FPS) / np.asarray(mean_vel)[: joints.shape[1]])[
+               :, list(metrics.UPPER_BODY_JOINTS)].mean())}
     out["bc_margin"] = out["bc"] - out["bc_mismatched"]  # paired: the same motion against true and other speech
     out["jaw_r_margin"] = out["jaw_r"] - out["jaw_r_mismatched"]
     return out
@@ -107,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = {}
     for name, units in rows.items():
         summary[name] = {}
-        for key in ("jaw_r", "jaw_r_mismatched", "jaw_r_margin", "bc", "bc_mismatched", "bc_margin", "l1div"):
+        for key in ("jaw_r", "jaw_r_mismatched", "jaw_r_margin", "bc", "bc_mismatched", "bc_margin", "l1div",
+                    "upper_speed"):
             values = np.array([u[key] for u in units])
             summary[name][key] = {"mean": float(values.mean()), "ci95": bootstrap(values)}
     gen, real = summary["generated"], summary["real"]

@@ -19,8 +19,9 @@ from scipy.signal import resample_poly
 
 from omniges.data.synthetic.script import CONSONANTS, SR, Script, _samples, phrase_words
 from omniges.data.synthetic.speakers import SpeakerStyle
+from omniges.data.synthetic.speech import to_pcm16
 
-_EVENT_WORD, _EVENT_END, _EVENT_PHONEME, _EVENT_SAMPLERATE = 1, 5, 7, 8
+_EVENT_WORD, _EVENT_PHONEME = 1, 7
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS, _INITIALIZE_DONT_EXIT = 0x0001, 0x8000
 _POS_CHARACTER, _CHARS_UTF8 = 1, 1
@@ -216,7 +217,7 @@ def plan_script_espeak(style: SpeakerStyle, n_samples: int, vocabulary: Sequence
         gain = rng.uniform(0.75, 1.0)
         wave, phonemes = utterance(" ".join(words), voice, volume=int(round(100 * gain)))
         if cursor + len(wave) > limit:
-            return _normalise_loudness(script), _finish(audio, rng)
+            return _normalise_loudness(script), to_pcm16(audio, rng)
         per_word = syllables(phonemes, len(words), len(wave), wave)
         audio[cursor:cursor + len(wave)] += wave
         first = None
@@ -242,9 +243,3 @@ def _normalise_loudness(script: Script) -> Script:
     scaled = np.clip(0.9 * loud / max(reference, 1e-9), 0.0, 1.5)
     script.syllables = [(*s[:6], float(v)) for s, v in zip(script.syllables, scaled, strict=True)]
     return script
-
-
-def _finish(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Float wave -> int16 with the formant corpus's noise floor."""
-    out = audio + 0.0008 * rng.standard_normal(len(audio))
-    return np.round(np.clip(out, -1.0, 1.0) * 32767).astype(np.int16)

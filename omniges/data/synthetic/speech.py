@@ -88,5 +88,10 @@ def render_audio(script: Script, style: SpeakerStyle, voiced: np.ndarray, noise_
             low, high, gain = _NOISE_BANDS[consonant]
             band = butter(2, [low, high], btype="bandpass", fs=SR, output="sos")
             out += gain * sosfilt(band, hiss * noise_env[c])
-    out = 0.7 * out / max(np.abs(out).max(), 1e-9) + 0.0008 * rng.standard_normal(n_samples)
+    return to_pcm16(0.7 * out / max(np.abs(out).max(), 1e-9), rng)
+
+
+def to_pcm16(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Float wave -> int16 with the corpus's noise floor (both voices)."""
+    out = wave + 0.0008 * rng.standard_normal(len(wave))
     return np.round(np.clip(out, -1.0, 1.0) * 32767).astype(np.int16)

@@ -13,7 +13,7 @@ from omniges.data.kinematics import mean_velocity
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.evaluation import report
 from omniges.evaluation.evaluator import load_evaluator
-from omniges.evaluation.iconic import iconic_hit_rate
+from omniges.evaluation.iconic import iconic_hit_ci, iconic_hit_rate
 from omniges.evaluation.metrics import bootstrap_ci
 from omniges.features.audio import SAMPLE_RATE, mfcc, mfcc_to_logmel
 from omniges.inference import Omniges
@@ -192,6 +192,8 @@ def evaluate_experiment(
                     rate = iconic_hit_rate(ids, [m.poses for m in motions], words)
                     if rate is not None:
                         rows[name]["iconic_hit_rate"] = rate
+                        if name in generated and bootstrap:
+                            ci[name]["iconic_hit_rate"] = iconic_hit_ci(ids, [m.poses for m in motions], words, **boot)
         elif task == "g2t":
             rows, ci = _g2t_task(model, refs, progress, boot)
             if not rows:

@@ -189,11 +189,12 @@ def evaluate_experiment(
             if task == "t2g":
                 ids, words = list(reference), [m.words for m in refs]
                 for name, motions in (*generated.items(), ("ground_truth", refs), ("random_clip", random_clip)):
-                    rate = iconic_hit_rate(ids, [m.poses for m in motions], words)
+                    poses = [m.poses for m in motions]
+                    rate = iconic_hit_rate(ids, poses, words)
                     if rate is not None:
                         rows[name]["iconic_hit_rate"] = rate
                         if name in generated and bootstrap:
-                            ci[name]["iconic_hit_rate"] = iconic_hit_ci(ids, [m.poses for m in motions], words, **boot)
+                            ci[name]["iconic_hit_rate"] = iconic_hit_ci(ids, poses, words, **boot)
         elif task == "g2t":
             rows, ci = _g2t_task(model, refs, progress, boot)
             if not rows:

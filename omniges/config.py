@@ -22,7 +22,7 @@ class Strict(BaseModel):
 
 class SyntheticParams(Strict):
     speakers: int = Field(4, ge=1, le=30)
-    clips_per_speaker: int = Field(6, ge=4)
+    clips_per_speaker: int = Field(20, ge=4)
     clip_seconds: float = Field(20.0, ge=4.0, le=600.0)
     seed: int = 0
     speech: Literal["formant", "espeak"] = "formant"
@@ -34,7 +34,7 @@ class DataParams(Strict):
     synthetic_root: str = "data/synthetic"
     synthetic: SyntheticParams = SyntheticParams()
     speakers: list[int] = []
-    splits: list[Literal["train", "val", "test", "additional"]] = ["train", "val", "test"]
+    splits: list[Literal["train", "val", "test", "additional"]] = ["train", "val", "test", "additional"]
     fps: Literal[30] = 30
     audio_sr: Literal[16000] = 16000
     length_tolerance_s: float = Field(1.0, ge=0.0)
@@ -60,7 +60,7 @@ class DataParams(Strict):
 
 class WavLMParams(Strict):
     path: str = ""
-    config: Literal["base", "tiny"] = "base"
+    config: Literal["base", "tiny"] = "tiny"
     layer: int | Literal["mean"] = "mean"
     seed: int = 0
 
@@ -77,24 +77,24 @@ class FeaturesParams(Strict):
 
 
 class RvqvaeModelParams(Strict):
-    width: int = Field(512, ge=8)
+    width: int = Field(128, ge=8)
     code_dim: int = Field(128, ge=4)
     depth: int = Field(3, ge=1)
     dilation_growth_rate: int = Field(3, ge=1)
     down_t: Literal[2] = 2
     num_quantizers: int = Field(6, ge=1)
-    nb_code: int = Field(1024, ge=2)
+    nb_code: int = Field(256, ge=2)
 
 
 class RvqvaeTrainParams(Strict):
-    steps: int = Field(1200, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(5e-4, gt=0)
-    warmup_steps: int = Field(100, ge=0)
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_accumulation_steps: int = Field(1, ge=1)
     commit_weight: float = Field(0.02, ge=0)
-    velocity_weight: float = Field(0.5, ge=0)
+    velocity_weight: float = Field(0.1, ge=0)
     jaw_weight: float = Field(3.0, ge=0)
     seed: int = 0
 
@@ -119,7 +119,7 @@ class RvqvaeImport(Strict):
 
 class RvqvaeParams(Strict):
     window: int = Field(64, ge=8, multiple_of=4)
-    stride: int = Field(8, ge=1)
+    stride: int = Field(4, ge=1)
     model: RvqvaeModelParams = RvqvaeModelParams()
     train: RvqvaeTrainParams = RvqvaeTrainParams()
     import_: RvqvaeImport = Field(RvqvaeImport(), alias="import")
@@ -183,10 +183,146 @@ class RenderParams(Strict):
     style: Literal["mannequin", "skeleton"] = "mannequin"
 
 
-class Params(BaseModel):
-    """Every parameter of the project. Sections not modelled yet stay as plain dicts (`extra`)."""
+TASKS = ("a2g", "t2g", "g2t", "g2a")
+Task = Literal["a2g", "t2g", "g2t", "g2a"]
+GuidedTask = Literal["a2g", "t2g", "g2a"]  # tasks whose sampler takes a guidance scale (G2T decodes text)
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+
+class ModelParams(Strict):
+    """The generator: a named OmnigesConfig preset plus field overrides (text width and vocabulary come from
+    the features stage)."""
+
+    size: Literal["demo", "full"] = "demo"
+    overrides: dict[str, Any] = {"num_speakers": 0}
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_fields(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        from dataclasses import fields
+
+        from omniges.models.omniges_transformer import OmnigesConfig
+
+        unknown = sorted(set(overrides) - {f.name for f in fields(OmnigesConfig)})
+        if unknown:
+            raise ValueError(f"{unknown} are not OmnigesConfig fields")
+        return overrides
+
+
+class FlowParams(Strict):
+    """Rectified-flow training: timestep draw, condition drops, shortcut and prefix shares, parameterisation."""
+
+    logit_normal_mean: float = -0.4
+    logit_normal_std: float = Field(1.0, gt=0)
+    cfg_dropout: float = Field(0.1, ge=0, le=1)
+    a2g_text_dropout: float = Field(0.5, ge=0, le=1)
+    speaker_dropout: float = Field(0.1, ge=0, le=1)
+    shortcut_fraction: float = Field(0.25, ge=0, le=1)
+    max_shortcut_steps: int = Field(128, ge=2)
+    prefix_prob: float = Field(0.25, ge=0, le=1)
+    max_prefix_tokens: int = Field(8, ge=1)
+    prediction: Literal["x", "velocity"] = "x"
+    t_eps: float = Field(0.05, gt=0, lt=1)
+    g2t_condition_noise: float = Field(0.5, ge=0, le=1)
+    model_guidance: dict[GuidedTask, float] = {"a2g": 1.5}
+
+
+class LossParams(Strict):
+    """Weights of the generator's loss terms (the flow MSE itself weighs 1)."""
+
+    code: float = Field(0.1, ge=0)
+    text: float = Field(1.0, ge=0)
+    shortcut: float = Field(1.0, ge=0)
+    reconstruction: float = Field(0.5, ge=0)
+    velocity: float = Field(0.5, ge=0)
+    acceleration: float = Field(0.25, ge=0)
+    latent_velocity: float = Field(0.3, ge=0)
+
+
+class TrainingCommonParams(Strict):
+    """Optimiser, schedule, logging and data loading shared by every experiment."""
+
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    grad_clip: float = Field(1.0, ge=0)  # 0 = no clipping
+    ema_decay: float = Field(0.995, ge=0, lt=1)
+    checkpoint_every: int = Field(200, ge=1)
+    val_every: int = Field(200, ge=1)
+    log_every: int = Field(20, ge=1)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    num_workers: int = Field(0, ge=0)
+    prefetch_factor: int = Field(2, ge=1)
+    data_on_device: bool | Literal["auto"] = "auto"
+    resident_max_fraction: float = Field(0.25, gt=0, le=1)
+    seed: int = 0
+    task_mode: Literal["probability", "round_robin"] = "probability"
+
+
+class ExperimentParams(Strict):
+    """One generator: its training steps and the tasks it trains on, with their sampling weights."""
+
+    steps: int = Field(ge=1)
+    tasks: dict[Task, float] = Field(min_length=1)
+
+
+class TrainingParams(Strict):
+    window: int = Field(128, ge=4, multiple_of=4)
+    stride: int = Field(32, ge=1)
+    min_window: int = Field(128, ge=4, multiple_of=4)
+    batch_tokens: int = Field(0, ge=0)
+    loss: LossParams = LossParams()
+    common: TrainingCommonParams = TrainingCommonParams()
+    experiments: dict[str, ExperimentParams] = {
+        "a2g": ExperimentParams(steps=1000, tasks={"a2g": 1.0}),
+        "t2g": ExperimentParams(steps=1200, tasks={"t2g": 1.0}),
+        "g2t": ExperimentParams(steps=300, tasks={"g2t": 1.0}),
+        "g2a": ExperimentParams(steps=600, tasks={"g2a": 1.0}),
+        "multitask": ExperimentParams(steps=1200, tasks={"t2g": 0.3, "a2g": 0.3, "g2t": 0.2, "g2a": 0.2}),
+    }
+
+    @model_validator(mode="after")
+    def _min_window_fits(self) -> TrainingParams:
+        if self.min_window > self.window:
+            raise ValueError(f"training.min_window ({self.min_window}) must be <= training.window ({self.window})")
+        return self
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        """The Trainer settings of one experiment: the common ones plus its steps and tasks."""
+        if name not in self.experiments:
+            raise ValueError(f"unknown experiment {name!r}; params.yaml defines {sorted(self.experiments)}")
+        return {**self.common.model_dump(), **self.experiments[name].model_dump()}
+
+
+class GenerationParams(Strict):
+    """Sampling defaults of `omniges generate`, evaluate and render (omniges.inference.GenerationSettings)."""
+
+    steps: int = Field(2, ge=1)
+    guidance: float = Field(1.5, ge=0)
+    task_guidance: dict[GuidedTask, float] = {"t2g": 4.0}
+    solver: Literal["euler", "heun"] = "euler"
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
+    cfg_batch: bool | Literal["auto"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    window_tokens: int = Field(0, ge=0)
+    overlap_tokens: int = Field(4, ge=0)
+    root_horizon_s: float = Field(10.0, ge=0)
+    seed: int = 0
+    speaker: int | None = None
+
+    @field_validator("guidance_interval")
+    @classmethod
+    def _ordered(cls, interval: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= interval[0] < interval[1]:
+            raise ValueError("must be [lo, hi] with 0 <= lo < hi")
+        return interval
+
+
+class Params(BaseModel):
+    """Every parameter of the project, each section a strict model: an unknown key or bad value is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
     seed: int = 0
     data: DataParams = DataParams()
     features: FeaturesParams = FeaturesParams()
@@ -195,6 +331,10 @@ class Params(BaseModel):
     tracking: TrackingParams = TrackingParams()
     compute: ComputeParams = ComputeParams()
     evaluation: EvaluationParams = EvaluationParams()
+    model: ModelParams = ModelParams()
+    flow: FlowParams = FlowParams()
+    training: TrainingParams = TrainingParams()
+    generation: GenerationParams = GenerationParams()
 
     @model_validator(mode="after")
     def _imports_are_usable(self) -> Params:
@@ -216,20 +356,21 @@ class Params(BaseModel):
         return self
 
     def section(self, name: str) -> dict[str, Any]:
-        """A section as a plain dict (for logging and for sections without a model)."""
-        value = getattr(self, name)
-        return value.model_dump() if isinstance(value, BaseModel) else dict(value)
+        """A section as a plain dict, with the YAML's key names (for logging)."""
+        return getattr(self, name).model_dump(by_alias=True)
 
 
 def _format_error(error: ValidationError, path: Path) -> str:
-    lines = [f"{path}: invalid parameters"]
+    """One line: the file, then each bad key with its problem and the value given."""
+    problems = []
     for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
         if not item["loc"]:  # a check across sections: its message names the keys
-            lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
+            problems.append(message)
             continue
-        key = ".".join(str(part) for part in item["loc"])
-        lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
-    return "\n".join(lines)
+        key = ".".join(str(part) for part in item["loc"] if part not in ("function-after", "json-or-python"))
+        problems.append(f"{key}: {message} (got {item.get('input')!r})")
+    return f"{path}: " + "; ".join(problems)
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:

@@ -62,3 +62,23 @@ def test_snakefile_and_dvc_declare_the_same_dag():
     for name in dvc:
         assert snake[name]["outs"] == dvc[name]["outs"], name
         assert snake[name]["deps"] == dvc[name]["deps"], name
+
+
+def train_jobs(*args: str) -> dict[str, int]:
+    """experiment -> priority of each `train` job in a forced dry run of the given target."""
+    exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+    text = subprocess.run([exe, "-n", "--forceall", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
+    jobs = {}
+    for block in text.split("\n\n"):
+        if "rule train:" in block:
+            fields = dict(line.strip().split(": ", 1) for line in block.splitlines() if ": " in line)
+            jobs[fields["wildcards"].removeprefix("experiment=")] = int(fields.get("priority", 0))
+    return jobs
+
+
+def test_the_local_profile_trains_only_the_requested_experiment():
+    """`prioritize:` in a profile adds its files to every DAG; rule priorities only order the jobs a target needs."""
+    assert list(train_jobs("--profile", "workflow/profiles/local", "train_a2g")) == ["a2g"]
+    priorities = train_jobs("--profile", "workflow/profiles/local", "all")
+    assert priorities["multitask"] > priorities["a2g"] > priorities["g2t"] == 0

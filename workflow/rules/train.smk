@@ -1,5 +1,8 @@
 # Generator training (one model per experiment) and the FGD evaluator.
 EXPERIMENTS = list(config["training"]["experiments"])
+# The two longest trainings start first, so the short ones fill the other core instead of trailing at the end.
+# A rule priority orders only the jobs a target needs (a profile's `prioritize:` would add these to every DAG).
+TRAIN_PRIORITY = {"multitask": 2, "a2g": 1}
 
 
 rule train_evaluator:
@@ -46,6 +49,7 @@ rule train:
         gpus=GPUS,
         nodes=NODES,
     threads: 1
+    priority: lambda wildcards: TRAIN_PRIORITY.get(wildcards.experiment, 0)
     resources:
         **gpu_resources(),
     log:

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from omniges.config import ParamsError, load_params, update_params_file
 
@@ -48,3 +49,40 @@ def test_evaluation_section_is_validated():
     for key, value in (("evaluation.split", "train"), ("evaluation.seed_frames", 6), ("evaluation.bogus", 1)):
         with pytest.raises(ParamsError, match=key.split(".")[-1]):
             load_params(ROOT / "params.yaml", {key: value})
+
+
+def test_params_set_reaches_inline_mappings_and_lists_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    before = path.read_text().splitlines()
+    update_params_file(path, {"training.experiments.a2g.steps": "100", "data.speakers": "[2]",
+                              "generation.guidance_interval.1": "0.5", "model.overrides.depth": "2"})
+    reread = yaml.safe_load(path.read_text())
+    assert reread["training"]["experiments"]["a2g"] == {"steps": 100, "tasks": {"a2g": 1.0}}
+    assert reread["data"]["speakers"] == [2] and reread["generation"]["guidance_interval"] == [0.0, 0.5]
+    assert reread["model"]["overrides"]["depth"] == 2
+    after = path.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(changed) == 4  # one line each, comments kept, every other line byte-identical
+    for old, new in changed:
+        assert old.partition("#")[2] == new.partition("#")[2]
+        assert "{" not in old or "{" in new  # inline stays inline
+    for key, message in (("training.experiments.a3g.steps", "not found"), ("data.splits.9", "not an index"),
+                         ("seed.x", "not a section")):
+        with pytest.raises(ParamsError, match=message):
+            update_params_file(path, {key: "1"})
+    assert path.read_text().splitlines() == after  # a rejected change leaves the file as it was
+
+
+def test_params_set_on_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from omniges.cli import main
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    result = CliRunner().invoke(main, ["params", "set", "--file", str(path), "training.experiments.a2g.steps=100"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(path.read_text())["training"]["experiments"]["a2g"]["steps"] == 100
+    bad = CliRunner().invoke(main, ["params", "set", "--file", str(path), "training.experiments.a2g.steps=-3"])
+    assert bad.exit_code != 0 and "steps" in bad.output

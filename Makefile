@@ -10,9 +10,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo serve test browser lint bench clean
+.PHONY: install demo serve test browser gl blender lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) gl
 
 # torch first from its exact pin (CPU wheel), then everything else constrained to it, then the package itself.
 $(STAMP): envs/torch.txt envs/requirements.lock pyproject.toml
@@ -38,6 +38,21 @@ browser:
 	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	      || echo "could not install chromium: the browser test is skipped"; \
 	  else echo "chromium not installed (needs root and apt): the browser test is skipped"; fi; }
+
+# The renderer rasterises with OpenGL through EGL, headless (Mesa's llvmpipe on a CPU): Debian's EGL + Mesa.
+gl:
+	@ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa.so.0' || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri) >/dev/null 2>&1 \
+	      || echo "could not install Mesa's EGL: videos need libegl1 libegl-mesa0 libgl1-mesa-dri"; \
+	  else echo "Mesa's EGL not installed (needs root and apt): videos need libegl1 libegl-mesa0 libgl1-mesa-dri"; fi; }
+
+# FBX export (--fbx) and the Blender import test need Debian's blender (large; optional, never installed by `make`).
+blender:
+	@command -v blender >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq blender) >/dev/null 2>&1 || echo "could not install blender"; \
+	  else echo "blender not installed (needs root and apt): --fbx is unavailable"; fi; }
 
 lint: install
 	$(VENV)/bin/ruff check omniges stages tests benchmarks

@@ -149,6 +149,15 @@ def _check_out(path: str, suffix: str, option: str = "--out") -> Path:
     return out
 
 
+def _check_blender(fbx: str | None) -> None:
+    """--fbx needs Blender: a one-line error naming it before anything runs."""
+    from omniges.export import blender_path
+
+    if fbx and blender_path() is None:
+        raise click.ClickException(f"--fbx {fbx}: needs the program `blender`, which is not installed "
+                                   "(`make blender` installs it)")
+
+
 def _read_motion(path: str) -> dict:
     from omniges.data.beat2 import Beat2Error, read_motion
 
@@ -201,20 +210,23 @@ def with_generation_options(func):
 @click.option("--out", required=True, help="Output video (.mp4) with the speech as its sound track.")
 @click.option("--npz", default=None, help="Also export the motion as a BEAT2 / SMPL-X .npz.")
 @click.option("--bvh", default=None, help="Also export the motion as a BVH of the SMPL-X skeleton (Blender).")
+@click.option("--glb", default=None, help="Also export a binary glTF: skinned body, SMPL-X skeleton, animation.")
+@click.option("--fbx", default=None, help="Also export an FBX of the same (Unity / Unreal; needs Blender).")
 @click.option("--speaker", type=int, default=None,
               help="Gesture in the style of this speaker id of the checkpoint's corpus (default: generation.speaker "
                    "in params, else the unknown speaker).")
 @with_generation_options
 def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, bvh: str | None,
-             speaker: int | None, checkpoint: str, steps: int | None, guidance: float | None, seed: int,
-             device: str | None) -> None:
-    """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and optionally an npz / a BVH)."""
+             glb: str | None, fbx: str | None, speaker: int | None, checkpoint: str, steps: int | None,
+             guidance: float | None, seed: int, device: str | None) -> None:
+    """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and npz / BVH / glTF / FBX files)."""
     from omniges.features.audio import SAMPLE_RATE, AudioError
     from omniges.inference import a2g_to_files, load_speech
 
     out_path = _check_out(out, ".mp4")
     motion_files = {suffix: _check_out(value, suffix, f"--{suffix[1:]}")
-                    for suffix, value in ((".npz", npz), (".bvh", bvh)) if value}
+                    for suffix, value in ((".npz", npz), (".bvh", bvh), (".glb", glb), (".fbx", fbx)) if value}
+    _check_blender(fbx)
     try:
         wave = load_speech(audio)
     except AudioError as error:
@@ -304,21 +316,38 @@ def render_cmd(motion: str, audio: str | None, out: str, smplx_model: str | None
 @click.argument("motion", type=click.Path(dir_okay=False))
 @click.option("--bvh", default=None, help="Write a BVH of the SMPL-X skeleton (30 fps; Blender imports it).")
 @click.option("--npz", default=None, help="Write a SMPL-X .npz (BEAT2 layout, AMASS frame-rate key, FK joints).")
+@click.option("--glb", default=None, help="Write a binary glTF: skinned body, SMPL-X skeleton, 30 fps animation.")
+@click.option("--fbx", default=None, help="Write an FBX of the same through Blender (Unity / Unreal).")
 @click.option("--no-jaw", is_flag=True, help="Leave the jaw out of the BVH.")
-def export_cmd(motion: str, bvh: str | None, npz: str | None, no_jaw: bool) -> None:
-    """Export a BEAT2 / SMPL-X motion .npz for Blender and retargeting: a BVH and/or an npz."""
-    from omniges.export import write_bvh, write_npz
+def export_cmd(motion: str, bvh: str | None, npz: str | None, glb: str | None, fbx: str | None,
+               no_jaw: bool) -> None:
+    """Export a BEAT2 / SMPL-X motion .npz for Blender, engines and retargeting: BVH, npz, glTF, FBX."""
+    from omniges.data.skinned_body import check_motion
+    from omniges.export import write_bvh, write_fbx, write_glb, write_npz
 
-    if not bvh and not npz:
-        raise click.UsageError("nothing to write: give --bvh and/or --npz")
+    if not (bvh or npz or glb or fbx):
+        raise click.UsageError("nothing to write: give --bvh, --npz, --glb and/or --fbx")
     outputs = {}
-    for option, value, suffix in (("--bvh", bvh, ".bvh"), ("--npz", npz, ".npz")):
+    for option, value, suffix in (("--bvh", bvh, ".bvh"), ("--npz", npz, ".npz"), ("--glb", glb, ".glb"),
+                                  ("--fbx", fbx, ".fbx")):
         if value:
             outputs[suffix] = _check_out(value, suffix, option)
+    _check_blender(fbx)
     data = _read_motion(motion)
+    try:
+        check_motion(data["poses"], data["trans"])
+    except ValueError as error:
+        raise click.ClickException(f"{motion}: {error}") from None
     if ".bvh" in outputs:
         write_bvh(outputs[".bvh"], data["poses"], data["trans"], jaw=not no_jaw)
         click.echo(f"bvh      {outputs['.bvh']} ({len(data['poses'])} frames at 30 fps)")
     if ".npz" in outputs:
         write_npz(outputs[".npz"], data)
         click.echo(f"motion   {outputs['.npz']}")
+    for suffix, writer in ((".glb", write_glb), (".fbx", write_fbx)):
+        if suffix in outputs:
+            try:
+                writer(outputs[suffix], data["poses"], data["trans"])
+            except (OSError, RuntimeError) as error:
+                raise click.ClickException(f"{outputs[suffix]}: {error}") from None
+            click.echo(f"{suffix[1:]:8s} {outputs[suffix]} ({len(data['poses'])} frames at 30 fps)")

@@ -29,7 +29,7 @@ import torch
 from omniges.data.body import PART_NAMES, bound_root_drift, split_parts
 from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
 from omniges.device import native_bfloat16, resolve_device, to_device
-from omniges.export import write_bvh, write_npz
+from omniges.export import write_bvh, write_fbx, write_glb, write_npz
 from omniges.features.audio import (
     SAMPLE_RATE,
     AudioError,
@@ -413,6 +413,8 @@ class Omniges:
 MOTION_WRITERS: dict[str, Callable[[Path, dict[str, np.ndarray]], Any]] = {
     ".npz": write_npz,
     ".bvh": lambda path, motion: write_bvh(path, motion["poses"], motion["trans"]),
+    ".glb": lambda path, motion: write_glb(path, motion["poses"], motion["trans"]),
+    ".fbx": lambda path, motion: write_fbx(path, motion["poses"], motion["trans"]),  # needs Blender
 }
 
 

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from omniges.export import blender_path
 from omniges.features.audio import SAMPLE_RATE, AudioError
 from omniges.inference import MOTION_WRITERS, Omniges, a2g_to_files, load_speech
 
@@ -22,6 +23,11 @@ TITLE = "Omniges: speech to 3D gesture"
 INTRO = ("Upload or record speech (any format, sample rate or channels; silence gives idle motion). A transcript is "
          "optional: its words are spread evenly over the audio. The result is a video with the speech as its sound "
          "track and the motion as SMPL-X files (npz: BEAT2 layout, for Blender's SMPL-X add-on).")
+
+
+def download_formats() -> list[str]:
+    """The motion files offered for download: every writer's, FBX only where Blender is installed."""
+    return [suffix for suffix in MOTION_WRITERS if suffix != ".fbx" or blender_path() is not None]
 
 
 UNKNOWN_SPEAKER = "unknown"  # the speaker dropdown's choice for the unknown-speaker embedding
@@ -48,7 +54,7 @@ def generate_for_app(model: Omniges, out_root: Path, audio: str | None, transcri
     words = spread_words(transcript.split(), len(wave) / SAMPLE_RATE) if transcript and transcript.strip() else None
     out = Path(tempfile.mkdtemp(dir=out_root))
     stem = Path(audio).stem
-    files = {suffix: out / f"{stem}{suffix}" for suffix in MOTION_WRITERS}
+    files = {suffix: out / f"{stem}{suffix}" for suffix in download_formats()}
     video = out / f"{stem}.mp4"
     speaker = None if speaker in (None, UNKNOWN_SPEAKER) else int(speaker)
     a2g_to_files(model, wave, words, video, files, progress=progress, steps=int(steps), guidance=float(guidance),
@@ -61,7 +67,7 @@ def build_app(model: Omniges, out_root: str | Path) -> Any:
     import gradio as gr
 
     settings, out_root = model.settings, Path(out_root)
-    formats = ", ".join(suffix.lstrip(".") for suffix in MOTION_WRITERS)
+    formats = ", ".join(suffix.lstrip(".") for suffix in download_formats())
 
     def run(audio, transcript, steps, guidance, seed, speaker, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         return generate_for_app(model, out_root, audio, transcript, steps, guidance, seed, progress, speaker)

@@ -55,7 +55,7 @@ def test_a_request_over_http_returns_a_video_with_sound_and_the_motion(server, r
     assert stages and stages <= known, stages  # gr.Progress (and the renderer's tqdm bar) reach the client
     media = probe_media(video)
     assert media["has_audio"] and abs(media["duration_video"] - 2.0) < 0.1
-    assert [Path(f).suffix for f in files] == [".npz", ".bvh"]
+    assert [Path(f).suffix for f in files][:3] == [".npz", ".bvh", ".glb"]
     motion = read_motion(files[0])
     assert Path(files[1]).read_text().startswith("HIERARCHY") and "Frames: 60" in Path(files[1]).read_text()
     assert motion["poses"].shape == (60, 165) and np.isfinite(motion["poses"]).all()

@@ -158,6 +158,22 @@ def _check_blender(fbx: str | None) -> None:
                                    "(`make blender` installs it)")
 
 
+def _require_file(path: str, option: str, what: str) -> Path:
+    """An input file that exists, checked before anything heavy is imported (one-line error if not)."""
+    found = Path(path)
+    if found.is_dir():
+        raise click.ClickException(f"{option} {path}: is a directory, not {what}")
+    if not found.is_file():
+        raise click.ClickException(f"{option} {path}: {what} not found")
+    return found
+
+
+def _require_checkpoint(checkpoint: str) -> None:
+    if not Path(checkpoint).is_file():
+        raise click.ClickException(f"{checkpoint}: no trained model. Train one with `snakemake -j2 train_multitask` "
+                                   "(or `make demo`), or pass --checkpoint")
+
+
 def _read_motion(path: str) -> dict:
     from omniges.data.beat2 import Beat2Error, read_motion
 
@@ -167,15 +183,18 @@ def _read_motion(path: str) -> dict:
         raise click.ClickException(str(error)) from None
 
 
-def _words(transcript: str | None, textgrid: str | None, seconds: float) -> list[tuple[str, float, float]] | None:
-    """Timed words from a TextGrid, or a plain transcript spread evenly over the audio."""
+def _words(transcript: str | None, textgrid: str | None, seconds: float,
+           audio: str = "") -> list[tuple[str, float, float]] | None:
+    """Timed words from a TextGrid (which must fit the audio), or a plain transcript spread evenly over the audio."""
     if textgrid:
-        from omniges.data.transcript import read_textgrid
+        from omniges.data.transcript import check_words_fit, read_textgrid
 
         try:
-            return [(w, s, e) for w, s, e in read_textgrid(textgrid)]
+            words = read_textgrid(textgrid)
+            check_words_fit(words, seconds, textgrid, audio)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
+        return [(w, s, e) for w, s, e in words]
     if transcript:
         from omniges.render.compare import spread_words
 
@@ -205,7 +224,7 @@ def with_generation_options(func):
               help="Speech to gesture for: wav/flac/ogg/mp3, any sample rate, mono or stereo, any length "
                    "(silence gives idle motion).")
 @click.option("--transcript", default=None, help="Optional transcript text (spread evenly over the audio).")
-@click.option("--textgrid", default=None, type=click.Path(exists=True, dir_okay=False),
+@click.option("--textgrid", default=None, type=click.Path(dir_okay=False),
               help="Optional Praat TextGrid with word timings (better than --transcript).")
 @click.option("--out", required=True, help="Output video (.mp4) with the speech as its sound track.")
 @click.option("--npz", default=None, help="Also export the motion as a BEAT2 / SMPL-X .npz.")
@@ -220,24 +239,28 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
              glb: str | None, fbx: str | None, speaker: int | None, checkpoint: str, steps: int | None,
              guidance: float | None, seed: int, device: str | None) -> None:
     """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and npz / BVH / glTF / FBX files)."""
-    from omniges.features.audio import SAMPLE_RATE, AudioError
-    from omniges.inference import a2g_to_files, load_speech
-
     out_path = _check_out(out, ".mp4")
     motion_files = {suffix: _check_out(value, suffix, f"--{suffix[1:]}")
                     for suffix, value in ((".npz", npz), (".bvh", bvh), (".glb", glb), (".fbx", fbx)) if value}
+    _require_file(audio, "--audio", "audio file")
+    if textgrid:
+        _require_file(textgrid, "--textgrid", "TextGrid file")
+    _require_checkpoint(checkpoint)
     _check_blender(fbx)
+    from omniges.features.audio import SAMPLE_RATE, AudioError
+    from omniges.inference import a2g_to_files, load_speech
+
     try:
         wave = load_speech(audio)
     except AudioError as error:
         raise click.ClickException(str(error)) from None
+    words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE, audio)
     model = _model(checkpoint, steps, guidance, seed, device)
     try:
         model.speaker_index(speaker)
     except ValueError as error:
         source = "--speaker" if speaker is not None else "generation.speaker (params.yaml)"
         raise click.ClickException(f"{source}: {error}") from None
-    words = _words(transcript, textgrid, len(wave) / SAMPLE_RATE)
     motion = a2g_to_files(model, wave, words, out_path, motion_files, speaker=speaker)
     for path in motion_files.values():
         click.echo(f"motion   {path}")
@@ -267,6 +290,8 @@ def serve(checkpoint: str, host: str, port: int, device: str | None) -> None:
 def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float | None, seed: int,
                device: str | None) -> None:
     """G2T: the words a gesture sequence most likely accompanied."""
+    _require_file(motion, "--motion", "motion file")
+    _require_checkpoint(checkpoint)
     model = _model(checkpoint, steps, guidance, seed, device)
     click.echo(" ".join(model.g2t(_read_motion(motion))))
 
@@ -281,6 +306,8 @@ def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: f
     import soundfile as sf
 
     out_path = _check_out(out, ".wav")
+    _require_file(motion, "--motion", "motion file")
+    _require_checkpoint(checkpoint)
     model = _model(checkpoint, steps, guidance, seed, device)
     wave = model.g2a(_read_motion(motion))
     tmp = out_path.with_name(out_path.name + ".tmp.wav")
@@ -297,10 +324,13 @@ def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: f
               help="SMPL-X model .npz for a mesh instead of the built-in skeleton.")
 def render_cmd(motion: str, audio: str | None, out: str, smplx_model: str | None) -> None:
     """Render a BEAT2 / SMPL-X motion .npz to a video (with sound when --audio is given)."""
+    out_path = _check_out(out, ".mp4")
+    _require_file(motion, "MOTION", "motion file")
+    if audio:
+        _require_file(audio, "--audio", "audio file")
     from omniges.features.audio import AudioError, load_audio
     from omniges.render.video import render_comparison
 
-    out_path = _check_out(out, ".mp4")
     data = _read_motion(motion)
     wave = None
     if audio:

@@ -38,7 +38,10 @@ def speech(tmp_path: Path, real_clip_paths) -> Path:
 def test_audio_shorter_than_one_gesture_token_is_refused(tmp_path):
     short = tmp_path / "short.wav"
     sf.write(short, np.random.default_rng(0).normal(0, 0.1, 1600).astype(np.float32), 16000)  # 0.1 s
-    result = CliRunner().invoke(main, ["generate", "--audio", str(short), "--out", str(tmp_path / "x.mp4")])
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"never loaded: the audio is refused first")
+    result = CliRunner().invoke(main, ["generate", "--audio", str(short), "--out", str(tmp_path / "x.mp4"),
+                                       "--checkpoint", str(checkpoint)])
     one_line_error(result, "short.wav", "too short", "0.13 s")
     assert not (tmp_path / "x.mp4").exists()
 
@@ -119,3 +122,34 @@ def test_a_stage_given_a_bad_parameter_says_which_without_a_traceback(tmp_path):
                            "compute.device=tpu"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "compute.device" in done.stderr and "tpu" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_missing_input_fails_in_one_line_before_torch_is_imported(tmp_path):
+    """A real process, as a user runs it: the error comes before the heavy imports (torch alone takes seconds)."""
+    import time
+
+    exe = str(Path(sys.executable).parent / "omniges")
+    for args, needle in ((["generate", "--audio", "missing.wav", "--out", "x.mp4"], "--audio missing.wav"),
+                         (["transcribe", "--motion", "missing.npz"], "--motion missing.npz"),
+                         (["render", "missing.npz", "--out", "x.mp4"], "MOTION missing.npz")):
+        start = time.perf_counter()
+        done = subprocess.run([exe, *args], cwd=tmp_path, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        assert done.returncode == 1 and done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+        assert done.stderr.startswith(f"Error: {needle}") and "not found" in done.stderr
+        assert seconds < 2.0, (args, seconds)
+
+
+def test_a_textgrid_of_another_recording_names_both_files_and_durations(tmp_path, speech):
+    from test_text_features import write_textgrid
+
+    grid = write_textgrid(tmp_path / "other.TextGrid", {"words": [(0.0, 30.0, "hello"), (30.0, 63.5, "world")]},
+                          xmax=63.5)
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"never loaded: the TextGrid is refused first")
+    result = CliRunner().invoke(main, ["generate", "--audio", str(speech), "--textgrid", str(grid), "--out",
+                                       str(tmp_path / "x.mp4"), "--checkpoint", str(checkpoint)])
+    one_line_error(result, "other.TextGrid", "63.50 s", "speech.wav", "1.00 s")
+    missing = CliRunner().invoke(main, ["generate", "--audio", str(speech), "--textgrid", "none.TextGrid",
+                                        "--out", str(tmp_path / "x.mp4")])
+    one_line_error(missing, "--textgrid none.TextGrid", "not found")

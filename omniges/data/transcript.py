@@ -43,3 +43,12 @@ def read_textgrid(path: str | Path, tier: str | None = None) -> list[Word]:
     words = [Word(str(iv.mark).strip(), float(iv.minTime), float(iv.maxTime)) for iv in chosen]
     words = [w for w in words if w.word.lower() not in SILENCE_MARKS and w.end > w.start]
     return sorted(words, key=lambda w: w.start)
+
+
+def check_words_fit(words: list[Word], seconds: float, textgrid: str | Path, audio: str | Path,
+                    tolerance_s: float = 1.0) -> None:
+    """A TextGrid of another recording (words past the audio's end by more than `tolerance_s`) is an error."""
+    end = max((w.end for w in words), default=0.0)
+    if end > seconds + tolerance_s:
+        raise TextGridError(f"{textgrid}: its words run to {end:.2f} s but {audio} lasts {seconds:.2f} s; "
+                            "is it the TextGrid of another recording?")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_PARAMS = Path("params.yaml")
 DEVICE_PATTERN = r"auto|cpu|cuda|cuda:\d+"  # compute.device (omniges/device.py resolves it)
+_UNION_MEMBER = re.compile(r"^(bool|int|float|str|none|\[key\]|literal\[.*\]|function-\w+\[.*\])$")
 
 
 class ParamsError(ValueError):
@@ -287,7 +289,7 @@ class TrainingParams(Strict):
     @model_validator(mode="after")
     def _min_window_fits(self) -> TrainingParams:
         if self.min_window > self.window:
-            raise ValueError(f"training.min_window ({self.min_window}) must be <= training.window ({self.window})")
+            raise ValueError(f"min_window ({self.min_window}) must be <= window ({self.window})")
         return self
 
     def experiment(self, name: str) -> dict[str, Any]:
@@ -359,20 +361,23 @@ class Params(BaseModel):
 
     def section(self, name: str) -> dict[str, Any]:
         """A section as a plain dict, with the YAML's key names (for logging)."""
-        return getattr(self, name).model_dump(by_alias=True)
+        return getattr(self, name).model_dump()
 
 
 def _format_error(error: ValidationError, path: Path) -> str:
     """One line: the file, then each bad key with its problem and the value given."""
-    problems = []
+    problems: dict[str, list[str]] = {}
+    given: dict[str, Any] = {}
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
-        if not item["loc"]:  # a check across sections: its message names the keys
-            problems.append(message)
-            continue
-        key = ".".join(str(part) for part in item["loc"] if part not in ("function-after", "json-or-python"))
-        problems.append(f"{key}: {message} (got {item.get('input')!r})")
-    return f"{path}: " + "; ".join(problems)
+        # a union's members ('bool', "literal['auto']") are not keys: their messages join under the key
+        key = ".".join(str(part) for part in item["loc"] if not _UNION_MEMBER.match(str(part)))
+        problems.setdefault(key, []).append(message)
+        given[key] = item.get("input")
+    shown = {key: "" if isinstance(value, dict) else f" (got {value!r})" for key, value in given.items()}
+    return f"{path}: " + "; ".join(
+        f"{key}: {' or '.join(messages)}{shown[key]}" if key else " ".join(messages)  # a cross-section check
+        for key, messages in problems.items())
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:

@@ -71,15 +71,15 @@ def features(params: Params) -> dict[str, Any]:
     from omniges.features.extract import extract_features
     from omniges.features.text import TextEncoder
 
-    cfg = params.section("features")
+    cfg = params.features
     device = _device(params)
     with _run("features", params, ("features",), device) as run:
-        wavlm = WavLMFeatures.from_params(**cfg["wavlm"], device=device)
+        wavlm = WavLMFeatures.from_params(**cfg.wavlm.model_dump(), device=device)
         if wavlm.random_init:
             run.set_tag("wavlm", "RANDOM INIT (no pretrained weights); set features.wavlm.path for real features")
-        text = TextEncoder.from_params(path=cfg["text"]["path"] or None, device=device)
-        report = extract_features(CACHE, wavlm=wavlm, text=text, n_mfcc=cfg["n_mfcc"],
-                                  vocab_min_count=cfg["vocab_min_count"])
+        text = TextEncoder.from_params(path=cfg.text.path or None, device=device)
+        report = extract_features(CACHE, wavlm=wavlm, text=text, n_mfcc=cfg.n_mfcc,
+                                  vocab_min_count=cfg.vocab_min_count)
         report["device"] = device
         run.log_metrics(report)
         run.log_artifact(CACHE / "vocab.json")
@@ -90,14 +90,14 @@ def rvqvae(params: Params, part: str) -> dict[str, Any]:
     """Train (or import) the RVQVAE of one body part -> results/rvqvae/<part>.pth + <part>.json."""
     from omniges.training.tokenizer import build_tokenizer
 
-    cfg = params.section("rvqvae")
+    cfg = params.rvqvae
     out = Path("results/rvqvae")
     device = _device(params)
     with _run(f"rvqvae_{part}", params, ("rvqvae",), device) as run:
         metrics = build_tokenizer(
-            CACHE, out, part, model=cfg["model"], train=cfg["train"], window=cfg["window"], stride=cfg["stride"],
-            face_jaw=params.data.face_jaw, import_path=cfg["import"][part],
-            normalization=cfg["import"]["normalization"], device=params.compute.device,
+            CACHE, out, part, model=cfg.model.model_dump(), train=cfg.train.model_dump(), window=cfg.window,
+            stride=cfg.stride, face_jaw=params.data.face_jaw, import_path=getattr(cfg.import_, part),
+            normalization=cfg.import_.normalization.model_dump(), device=params.compute.device,
             log_fn=lambda record: run.log_metrics(record, step=int(record["step"])),
         )
         scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
@@ -131,25 +131,26 @@ def train_evaluator(params: Params) -> dict[str, Any]:
     from omniges.data.store import LmdbReader
     from omniges.evaluation.evaluator import VAESKConv, load_evaluator, poses_to_rot6d, save_evaluator, train_evaluator
 
-    cfg = params.section("evaluation")["evaluator"]
+    cfg = params.evaluation.evaluator
     out = Path("results/evaluator.pth")
     device = _device(params)
     with _run("train_evaluator", params, ("evaluation",), device) as run:
-        if cfg["import"]:
-            model = load_evaluator(cfg["import"], kintree_path=cfg["kintree"] or None)
+        if cfg.import_:
+            model = load_evaluator(cfg.import_, kintree_path=cfg.kintree or None)
             save_evaluator(model, out)
-            summary: dict[str, Any] = {"imported": cfg["import"]}
+            summary: dict[str, Any] = {"imported": cfg.import_}
         else:
             windows = WindowSource(  # read on demand: memory does not grow with the corpus
-                LmdbReader(CACHE / "clips.lmdb"), splits=("train", "additional"), length=cfg["window"],
-                stride=cfg["stride"], path="poses", transform=poses_to_rot6d,
+                LmdbReader(CACHE / "clips.lmdb"), splits=("train", "additional"), length=cfg.window,
+                stride=cfg.stride, path="poses", transform=poses_to_rot6d,
             )
-            torch.manual_seed(cfg["seed"])
+            torch.manual_seed(cfg.seed)
             model = VAESKConv()
-            result = train_evaluator(model, windows, steps=cfg["steps"],
-                                     batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], device=device)
-            for step, loss in enumerate(result["loss_history"][:: max(1, cfg["steps"] // 50)]):
-                run.log_metrics({"loss": loss}, step=step * max(1, cfg["steps"] // 50))
+            result = train_evaluator(model, windows, steps=cfg.steps,
+                                     batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device)
+            every = max(1, cfg.steps // 50)
+            for step, loss in enumerate(result["loss_history"][::every]):
+                run.log_metrics({"loss": loss}, step=step * every)
             summary = {"windows": len(windows), "device": device,
                        **{f"final_{k}": v for k, v in result["final"].items()}}
             save_evaluator(model, out)
@@ -161,18 +162,16 @@ def train(params: Params, experiment: str) -> dict[str, Any]:
     """Train the generator for one experiment -> results/models/<experiment>/model.pt + train_metrics.json."""
     from omniges.training.generator import train_generator
 
-    cfg = params.section("training")
-    if experiment not in cfg["experiments"]:
-        raise ValueError(f"unknown experiment {experiment!r}; params.yaml defines {sorted(cfg['experiments'])}")
+    cfg = params.training
+    settings = cfg.experiment(experiment)  # a one-line error for an experiment params.yaml does not define
     out = Path("results/models") / experiment
-    training = {**cfg["common"], **cfg["experiments"][experiment]}
     with _run(f"train_{experiment}", params, ("model", "flow", "training"), _device(params)) as run:
         summary = train_generator(
             experiment, cache_dir=CACHE, rvqvae_dir="results/rvqvae", out_dir=out, model=params.section("model"),
-            training=training, flow=params.section("flow"), loss=cfg["loss"], window=cfg["window"],
-            stride=cfg["stride"], min_window=cfg.get("min_window"),
-            batch_tokens=cfg.get("batch_tokens", 0), face_jaw=params.data.face_jaw,
-            features_params=params.section("features"), log_metrics=run.log_metrics, device=params.compute.device,
+            training=settings, flow=params.section("flow"), loss=cfg.loss.model_dump(), window=cfg.window,
+            stride=cfg.stride, min_window=cfg.min_window, batch_tokens=cfg.batch_tokens,
+            face_jaw=params.data.face_jaw, features_params=params.section("features"), log_metrics=run.log_metrics,
+            device=params.compute.device,
         )
         run.log_metrics(summary)
         run.log_artifact(out / "train_metrics.json")
@@ -208,16 +207,15 @@ def evaluate(params: Params, experiment: str) -> dict[str, Any]:
 
     from omniges.evaluation.evaluate import evaluate_experiment
 
-    cfg = params.section("evaluation")
+    cfg = params.evaluation
     out = Path("results/metrics") / f"{experiment}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     device = _device(params)
     with _run(f"evaluate_{experiment}", params, ("evaluation", "generation"), device) as run:
         results = evaluate_experiment(
             _load_model(params, experiment), cache_dir=CACHE, evaluator_path="results/evaluator.pth", out_json=out,
-            mean_vel=np.load(cfg["mean_vel"]) if cfg["mean_vel"] else None, max_clips=cfg["max_clips"] or None,
-            split=cfg["split"], seed_frames=cfg["seed_frames"], bootstrap=cfg["bootstrap"],
-            bootstrap_seed=cfg["bootstrap_seed"],
+            mean_vel=np.load(cfg.mean_vel) if cfg.mean_vel else None, max_clips=cfg.max_clips or None,
+            split=cfg.split, seed_frames=cfg.seed_frames, bootstrap=cfg.bootstrap, bootstrap_seed=cfg.bootstrap_seed,
         )
         for task, rows in results["tasks"].items():
             for row, values in rows.items():

@@ -1,5 +1,6 @@
 """params.yaml validation and the one-command switch to real BEAT2."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -86,3 +87,62 @@ def test_params_set_on_the_command_line(tmp_path):
     assert yaml.safe_load(path.read_text())["training"]["experiments"]["a2g"]["steps"] == 100
     bad = CliRunner().invoke(main, ["params", "set", "--file", str(path), "training.experiments.a2g.steps=-3"])
     assert bad.exit_code != 0 and "steps" in bad.output
+
+
+def _leaves(tree: dict, prefix: str = ""):
+    """(dotted key, value) of every leaf of a YAML mapping (an inline mapping is one leaf)."""
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not dotted.endswith(("overrides", "guidance", "experiments")):
+            yield from _leaves(value, f"{dotted}.")
+        else:
+            yield dotted, value
+
+
+def test_params_yaml_is_the_schema_defaults():
+    """The models' defaults are params.yaml's values: one set of defaults, wherever it is read from."""
+    import yaml
+
+    from omniges.config import Params
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    defaults = dict(_leaves(Params().model_dump(by_alias=True)))
+    differ = {key: (value, defaults.get(key)) for key, value in _leaves(raw) if value != defaults.get(key)
+              and not (isinstance(value, list) and tuple(value) == defaults.get(key))}
+    assert not differ, f"params.yaml value vs the schema's default: {differ}"
+    assert load_params(ROOT / "params.yaml") == Params()
+    assert set(raw) == set(Params.model_fields), "a params.yaml section without a model, or a model without one"
+
+
+def test_every_leaf_of_params_yaml_is_typed_and_a_typo_next_to_it_is_refused():
+    """Each leaf passes through a field of the schema: a wrong type and a misspelt sibling are one-line errors."""
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    leaves = list(_leaves(raw))
+    assert len(leaves) > 100
+    for key, value in leaves:
+        assert load_params(ROOT / "params.yaml", {key: value}) == load_params(ROOT / "params.yaml")
+        with pytest.raises(ParamsError, match=rf"^\S+: {re.escape(key)}(\.[^:]+)?: [^\n]*$"):
+            load_params(ROOT / "params.yaml", {key: {"not a": "value"}})
+        typo = key.rpartition(".")[0] + ".zz_typo" if "." in key else "zz_typo"
+        with pytest.raises(ParamsError, match=rf"^\S+: {re.escape(typo)}: Extra inputs are not permitted"):
+            load_params(ROOT / "params.yaml", {typo: 1})
+
+
+@pytest.mark.parametrize(("assignment", "key"), [("flow.cfg_dropout=abc", "flow.cfg_dropout"),
+                                                 ("training.common.lerning_rate=1", "training.common.lerning_rate"),
+                                                 ("model.overrides={deep: 2}", "model.overrides"),
+                                                 ("generation.solver=rk4", "generation.solver")])
+def test_params_set_refuses_a_bad_key_or_value_in_one_line(tmp_path, assignment, key):
+    from click.testing import CliRunner
+
+    from omniges.cli import main
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    before = path.read_text()
+    result = CliRunner().invoke(main, ["params", "set", assignment, "--file", str(path)])
+    assert result.exit_code != 0 and key in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert path.read_text() == before

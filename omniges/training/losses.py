@@ -20,7 +20,8 @@ from omniges.models.gesture_processor import GestureProcessor
 
 @dataclass(kw_only=True)
 class LossWeights:
-    flow: float = 1.0
+    """Weights of the loss terms beside the flow MSE (which weighs 1): `training.loss`."""
+
     code: float = 0.1
     text: float = 1.0
     shortcut: float = 1.0

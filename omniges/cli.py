@@ -13,7 +13,17 @@ import click
 from omniges.config import ParamsError, update_params_file
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group: a bad params.yaml is one line (the file, the key, the problem) in every command."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ParamsError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """Omniges: speech <-> full-body 3D gesture with one multi-modal diffusion transformer."""

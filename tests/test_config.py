@@ -146,3 +146,22 @@ def test_params_set_refuses_a_bad_key_or_value_in_one_line(tmp_path, assignment,
     assert result.exit_code != 0 and key in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert path.read_text() == before
+
+
+def test_a_bad_params_file_is_one_line_in_the_cli(tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from omniges.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "params.yaml", "params.yaml")
+    Path("params.yaml").write_text(Path("params.yaml").read_text().replace("  cfg_dropout: 0.1", "  cfg_dropout: abc"))
+    sf.write("speech.wav", np.zeros(16000, np.float32), 16000)
+    Path("model.pt").write_bytes(b"")
+    result = CliRunner().invoke(main, ["generate", "--audio", "speech.wav", "--checkpoint", "model.pt",
+                                       "--out", "out.mp4"])
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "Error: params.yaml: flow.cfg_dropout: Input should be a valid number, unable to parse string as a number "
+        "(got 'abc')"]

@@ -59,6 +59,18 @@ def params_set(assignments: tuple[str, ...], path: str) -> None:
 
 
 @main.command()
+@click.option("--metrics", default="results/metrics", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo wrote the metrics JSON to publish.")
+@click.option("--no-publish", is_flag=True, help="Only regenerate the pages from the published JSON.")
+def report(metrics: str, no_publish: bool) -> None:
+    """Publish the metrics JSON to docs/results/metrics/ and regenerate docs/results.md and the README's tables."""
+    from omniges.results_tables import write_report
+
+    for path in write_report(metrics_dir=None if no_publish else Path(metrics)):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
 @click.option("--jobs", "-j", default=2, show_default=True, help="Parallel Snakemake jobs (cores).")
 @click.option("--target", default="all", show_default=True, help="Snakemake target (all, train_a2g, ...).")
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would run.")

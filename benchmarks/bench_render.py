@@ -1,4 +1,4 @@
-"""Rendering speed on the real BEAT2 clip: mannequin and skeleton frames/s at 512x512, H.264 encode, comparison.
+"""Rendering speed on the real BEAT2 clip: skinned mannequin (GL) and skeleton frames/s at 512x512, encode, comparison.
 
 Usage: python benchmarks/bench_render.py [results/benchmarks/render.json] [--frames 300]
 """
@@ -20,7 +20,7 @@ import torch
 
 from omniges.data.kinematics import forward_kinematics
 from omniges.data.store import write_json_atomic
-from omniges.render.mannequin import MannequinRenderer
+from omniges.render.figure import MannequinFigure, z_center
 from omniges.render.skeleton import SkeletonRenderer
 from omniges.render.video import render_comparison, write_video
 
@@ -62,15 +62,12 @@ def main() -> None:
     single = _timed(lambda: [draw(t) for t in range(frames)])
     with ThreadPoolExecutor(args.threads) as pool:
         pooled = _timed(lambda: list(pool.map(draw, range(frames))))
-    mannequin = MannequinRenderer(512, 512)
-
-    def shade(t: int) -> np.ndarray:
-        return mannequin.render_frame(joints[t], framing, poses[t, 66:69])
-
-    mannequin.render_sequence(joints[:5], poses[:5, 66:69], framing=framing)  # warm-up
-    shaded_single = _timed(lambda: [shade(t) for t in range(frames)])
-    with ThreadPoolExecutor(args.threads) as pool:
-        shaded_pooled = _timed(lambda: list(pool.map(shade, range(frames))))
+    figure = MannequinFigure(512, 512)  # llvmpipe rasterises on LP_NUM_THREADS threads (default: every core)
+    prepare = _timed(lambda: figure.prepare(poses, trans))
+    clip = figure.prepare(poses, trans)
+    body_framing, depth = figure.framing([clip]), z_center([clip])
+    figure.render_frame(clip, 0, body_framing, depth)  # warm-up: shader compile, buffers
+    shaded = _timed(lambda: [figure.render_frame(clip, t, body_framing, depth) for t in range(frames)])
     images = renderer.render_sequence(joints, poses[:, 66:69], expressions, framing=framing)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,8 +96,11 @@ def main() -> None:
         "fk_frames_per_s": len(data["poses"]) / fk_seconds,
         "skeleton_frames_per_s": frames / single,
         "skeleton_frames_per_s_thread_pool": frames / pooled,
-        "mannequin_frames_per_s": frames / shaded_single,
-        "mannequin_frames_per_s_thread_pool": frames / shaded_pooled,
+        "mannequin_frames_per_s": frames / shaded,
+        "mannequin_prepare_frames_per_s": frames / prepare,
+        "mannequin_renderer": "mannequin-x wooden mesh (24,400 vertices, 48,652 triangles), OpenGL via moderngl/EGL",
+        "gl_renderer": figure.gl.ctx.info["GL_RENDERER"],
+        "llvmpipe_threads": os.environ.get("LP_NUM_THREADS", f"{os.cpu_count()} (default)"),
         "encode_h264_frames_per_s": frames / encode,
         "comparison_2x512_with_audio_frames_per_s": frames / compare,
         "comparison_style": "mannequin",

@@ -9,8 +9,8 @@ import pytest
 
 from omniges.data.body import NUM_JOINTS
 from omniges.data.kinematics import REST_JOINTS, SMPLX_PARENTS, forward_kinematics, rest_joints_from_model
+from omniges.render.figure import MannequinFigure, SmplxFigure, render_sequence
 from omniges.render.framing import PART_COLORS, PART_OF_JOINT
-from omniges.render.mannequin import MATERIALS, MOUTH, SHIRT, SKIN, MannequinRenderer, capsules_of
 from omniges.render.skeleton import SkeletonRenderer
 from omniges.render.video import compose_panels, probe_media, render_comparison, write_video
 
@@ -100,59 +100,61 @@ def test_compose_and_render_comparison(tmp_path: Path) -> None:
     assert info["duration_audio"] == pytest.approx(1.5, abs=1 / 30)
 
 
-def _near(frame: np.ndarray, material: int) -> np.ndarray:
-    """Pixels of a mannequin material at any brightness: its hue is the nearest, and the pixel is not grey."""
-    color = frame.astype(np.float64).reshape(-1, 3) / 255.0
-    color = color - color.mean(-1, keepdims=True)
-    hues = MATERIALS - MATERIALS.mean(-1, keepdims=True)
-    cosine = (color @ hues.T) / np.maximum(np.linalg.norm(color, axis=-1, keepdims=True), 1e-9)
-    cosine /= np.linalg.norm(hues, axis=-1)
-    colourful = np.ptp(frame.astype(np.float64).reshape(-1, 3), axis=-1) > 25
-    return ((cosine.argmax(-1) == material) & colourful).reshape(frame.shape[:-1])
+def _changed(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Pixels where something is drawn over the empty scene."""
+    return np.abs(frame.astype(int) - background.astype(int)).sum(-1) > 30
 
 
-def test_mannequin_draws_a_shaded_body_on_a_floor() -> None:
-    renderer = MannequinRenderer(192, 192)
+def test_mannequin_figure_is_a_skinned_body_on_a_floor() -> None:
+    figure = MannequinFigure(192, 192)
     poses = np.zeros((2, 165))
     poses[1, 16 * 3 + 2] = np.pi / 2  # left arm straight up
-    joints = forward_kinematics(poses)
-    framing = renderer.framing(joints)
-    frames = renderer.render_sequence(joints, framing=framing, title="t")
+    clip = figure.prepare(poses)
+    framing = figure.framing([clip])
+    frames = render_sequence(figure, poses, framing=framing)
     assert frames.shape == (2, 192, 192, 3) and frames.dtype == np.uint8
-    background = renderer.render_sequence(joints[:1] + 100.0, framing=framing)[0]  # the figure far out of view
-    body = (np.abs(frames[0].astype(int) - background.astype(int)).sum(-1) > 30).mean()
-    assert 0.05 < body < 0.5
-    shirt = _near(frames[0], SHIRT)
-    assert shirt.sum() > 200
-    brightness = frames[0].astype(float).sum(-1)[shirt]
+    background = render_sequence(figure, poses[:1], np.full((1, 3), 100.0), framing=framing)[0]  # out of view
+    body = _changed(frames[0], background)
+    assert 0.05 < body.mean() < 0.5
+    brightness = frames[0].astype(float).sum(-1)[body]
     assert brightness.max() - brightness.min() > 150  # lit and shaded sides, not a flat fill
-    wrist = framing.project(joints[1, 20]).astype(int)
-    raised = frames[1][max(wrist[1] - 6, 0) : wrist[1] + 6, wrist[0] - 6 : wrist[0] + 6]
-    assert _near(raised, SKIN).sum() > 10  # the raised hand is drawn where FK puts it
-    feet_row = int(framing.project(joints[0, 10])[1]) + 3
+    for t in (0, 1):  # the hand is drawn where the skeleton puts it, in both poses
+        u, v = framing.project(clip.points[t, 20]).astype(int)
+        assert _changed(frames[t][v - 1 : v + 2, u - 1 : u + 2], background[v - 1 : v + 2, u - 1 : u + 2]).all()
+    u, v = framing.project(clip.points[0, 20]).astype(int)
+    assert not _changed(frames[1][v - 1 : v + 2, u - 1 : u + 2], background[v - 1 : v + 2, u - 1 : u + 2]).any()
+    feet_row = int(framing.project(clip.points[0, 10])[1]) + 3
     under, aside = background[feet_row, 96].astype(int), frames[0][feet_row, 96].astype(int)
-    assert (aside < under).all()  # contact shadow under the body
+    assert (aside < under).all()  # contact shadow (or the feet) under the body
 
 
-def test_mannequin_jaw_opens_the_mouth_and_depth_orders_parts() -> None:
-    renderer = MannequinRenderer(256, 256)
+def test_render_body_is_the_mannequin_decimated_with_its_mouth() -> None:
+    from omniges.data.skinned_body import default_body
+    from omniges.render.figure import RENDER_KEEP, render_body
+
+    full, small = default_body(), render_body()
+    assert abs(len(small.faces) / len(full.faces) - RENDER_KEEP) < 0.05
+    assert np.allclose(small.weights.sum(axis=1), 1.0) and (small.joints == 22).sum() == (full.joints == 22).sum()
+    assert np.abs(small.vertices.min(axis=0) - full.vertices.min(axis=0)).max() < 0.01  # same extent
+    assert np.abs(small.vertices.max(axis=0) - full.vertices.max(axis=0)).max() < 0.01
+
+
+def test_mannequin_jaw_opens_the_mouth_and_nearer_parts_hide_farther() -> None:
+    figure = MannequinFigure(512, 512)
     poses = np.zeros((2, 165))
-    poses[1, 66] = 0.08
-    joints = forward_kinematics(poses)
-    frames = renderer.render_sequence(joints, poses[:, 66:69])
-    mouth = [_near(f, MOUTH).sum() for f in frames]
-    assert mouth[1] > 2 * mouth[0] > 0
-    caps, materials = capsules_of(joints[0])
-    assert len(caps) == len(materials) and (caps[:, 6:] > 0).all()
+    poses[1, 66] = 0.3
+    clip = figure.prepare(poses)
+    framing = figure.framing([clip])
+    closed, opened = render_sequence(figure, poses, framing=framing)
+    assert (np.abs(closed.astype(int) - opened.astype(int)).sum(-1) > 30).sum() > 3  # the mouth opens
     crossed = np.zeros((1, 165))
     crossed[0, 16 * 3 + 1] = -np.pi / 2  # left upper arm points forward
     crossed[0, 18 * 3 + 1] = -np.pi / 2  # forearm folds across the front of the chest
-    arm = forward_kinematics(crossed)
-    framing = renderer.framing(joints)
-    u, v = framing.project((arm[0, 18] + arm[0, 20]) / 2).astype(int)
-    rest, folded = (renderer.render_sequence(j, framing=framing)[0][v - 1 : v + 2, u - 1 : u + 2]
-                    for j in (joints[:1], arm))
-    assert _near(rest, SHIRT).all() and _near(folded, SKIN).all()  # the nearer forearm hides the chest
+    arm = figure.prepare(crossed)
+    u, v = framing.project((arm.points[0, 18] + arm.points[0, 20]) / 2).astype(int)
+    rest_patch = closed[v - 1 : v + 2, u - 1 : u + 2].astype(int)
+    folded = render_sequence(figure, crossed, framing=framing)[0][v - 1 : v + 2, u - 1 : u + 2].astype(int)
+    assert np.abs(rest_patch - folded).sum(-1).min() > 10  # the nearer forearm hides the chest
 
 
 def test_render_comparison_styles(tmp_path: Path) -> None:
@@ -233,26 +235,16 @@ def test_smplx_mesh_agrees_with_fk(tiny_smplx: Path) -> None:
 
 
 def test_smplx_mesh_render(tiny_smplx: Path) -> None:
-    from omniges.render.smplx_mesh import MeshRenderer, SmplxMesh
-
-    renderer = MeshRenderer(SmplxMesh(tiny_smplx), 96, 96)
+    figure = SmplxFigure(tiny_smplx, 96, 96)
     poses = np.zeros((3, 165))
     poses[1, 16 * 3 + 2] = np.pi / 2
     expressions = np.zeros((3, 100))
     expressions[2, 0] = 1.0
-    frames = renderer.render_sequence(poses, None, expressions)
+    clip = figure.prepare(poses, None, expressions)
+    framing = figure.framing([clip])
+    frames = render_sequence(figure, poses, None, expressions, framing=framing)
     assert frames.shape == (3, 96, 96, 3) and frames.dtype == np.uint8
-    body = (np.abs(frames[0].astype(int) - renderer.background).sum(-1) > 0).mean()
+    empty = render_sequence(figure, poses[:1], np.full((1, 3), 100.0), framing=framing)[0]
+    body = _changed(frames[0], empty).mean()
     assert 0.05 < body < 0.6  # the figure covers part of the frame, not none or all of it
     assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[0], frames[2])
-
-
-def test_rasterize_covers_exact_pixels() -> None:
-    from omniges.render.smplx_mesh import rasterize
-
-    square = np.array([[2.0, 2.0], [6.0, 2.0], [6.0, 6.0], [2.0, 6.0], [0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
-    depth = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-    faces = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6]])
-    face_map = rasterize(square, depth, faces, 8, 8)
-    assert set(np.unique(face_map[2:6, 2:6])) <= {0, 1}  # the nearer square wins inside its 4x4 pixels
-    assert (face_map[:2, :2] == 2).all() and face_map[7, 7] == -1

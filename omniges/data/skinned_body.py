@@ -21,7 +21,7 @@ from omniges.data.kinematics import REST_JOINTS, forward_kinematics
 
 HEAD_JOINT = 15
 HANDS = slice(75, 165)  # both hands' 30 joints in the (T, 165) axis-angle layout
-WOOD, JOINT_WOOD, MOUTH = (0.80, 0.62, 0.42), (0.66, 0.48, 0.31), (0.30, 0.07, 0.09)  # linear RGB base colours
+WOOD, JOINT_WOOD, MOUTH = (0.58, 0.31, 0.13), (0.36, 0.17, 0.07), (0.19, 0.013, 0.021)  # linear RGB (glTF's)
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,29 @@ class SkinnedBody:
         return np.einsum("vab,vb->va", blended[:, :3, :3], self.vertices) + blended[:, :3, 3]
 
 
+def simplified(body: SkinnedBody, keep: float) -> SkinnedBody:
+    """The body with about `keep` of its triangles (quadric decimation; the mouth kept whole), for small renders.
+
+    Each new vertex takes the skin weights and colour of one original vertex that collapsed into it.
+    """
+    import fast_simplification
+
+    mouth = int(np.nonzero((body.joints[:, 0] == JAW_JOINT) | (body.colors == np.float32(MOUTH)).all(axis=1))[0].min())
+    first_mouth_face = int(np.nonzero(body.faces.min(axis=1) >= mouth)[0].min())
+    faces = body.faces[:first_mouth_face].astype(np.int64)
+    points, new_faces, collapses = fast_simplification.simplify(body.vertices[:mouth], faces, 1.0 - keep,
+                                                                 return_collapses=True)
+    _, _, mapping = fast_simplification.replay_simplification(body.vertices[:mouth], faces, collapses)
+    source = np.zeros(len(points), dtype=np.int64)
+    source[mapping[::-1]] = np.arange(len(mapping))[::-1]  # the first original vertex of each new one
+    vertices = np.concatenate([points.astype(np.float32), body.vertices[mouth:]])
+    all_faces = np.concatenate([new_faces.astype(np.uint32), body.faces[first_mouth_face:] - mouth + len(points)])
+    keep_rows = np.concatenate([source, np.arange(mouth, len(body.vertices))])
+    return SkinnedBody(vertices=vertices, normals=vertex_normals(vertices, all_faces).astype(np.float32),
+                       colors=body.colors[keep_rows], faces=all_faces, joints=body.joints[keep_rows],
+                       weights=body.weights[keep_rows], rest_joints=body.rest_joints, hand_mean=body.hand_mean)
+
+
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V, 3) of a triangle mesh."""
     tri = vertices[faces.astype(np.int64)]
@@ -84,7 +107,7 @@ def _mouth(centre: np.ndarray, radii: tuple[float, float, float], rings: int = 8
     for ring in range(rings):
         for seg in range(segments):
             a, b = ring * segments + seg, ring * segments + (seg + 1) % segments
-            faces += [(a, a + segments, b), (b, a + segments, b + segments)]
+            faces += [(a, b, a + segments), (b, b + segments, a + segments)]  # counter-clockwise outside
     return vertices, np.array(faces, dtype=np.uint32)
 
 

@@ -22,7 +22,6 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from omniges.data.kinematics import forward_kinematics
-from omniges.render.mannequin import MannequinRenderer
 from omniges.render.skeleton import SkeletonRenderer
 
 Word = tuple[str, float, float]  # (word, start seconds, end seconds)
@@ -304,13 +303,15 @@ def compose_panels(
     )
 
 
-STYLES = {"mannequin": MannequinRenderer, "skeleton": SkeletonRenderer}
+STYLES = ("mannequin", "skeleton")  # skinned wooden mannequin (rasterised) | stick figure (debugging)
 
 
 def _panel_frames(
     panels: dict[str, dict], size: int, model_path: str | Path | None, style: str = "mannequin"
 ) -> tuple[int, Iterator]:
-    """Per-panel frame generators with one shared camera: `style` (mannequin | skeleton), mesh with a SMPL-X model."""
+    """Per-panel frame generators with one shared camera: the SMPL-X mesh with a model, else `style`."""
+    if model_path is None and style not in STYLES:
+        raise ValueError(f"unknown render style {style!r}; expected one of {sorted(STYLES)}")
     length = min(len(np.asarray(p["poses"])) for p in panels.values())
     poses = {name: np.asarray(p["poses"], dtype=np.float64)[:length] for name, p in panels.items()}
     trans = {name: None if p.get("trans") is None else np.asarray(p["trans"])[:length] for name, p in panels.items()}
@@ -318,10 +319,8 @@ def _panel_frames(
         name: None if p.get("expressions") is None else np.asarray(p["expressions"])[:length]
         for name, p in panels.items()
     }
-    if model_path is None:
-        if style not in STYLES:
-            raise ValueError(f"unknown render style {style!r}; expected one of {sorted(STYLES)}")
-        renderer = STYLES[style](size, size)
+    if model_path is None and style == "skeleton":
+        renderer = SkeletonRenderer(size, size)
         joints = {name: forward_kinematics(poses[name], trans[name]) for name in panels}
         framing = renderer.framing(list(joints.values()))
 
@@ -333,19 +332,20 @@ def _panel_frames(
                     )
                     for n in panels
                 ]
-    else:
-        from omniges.render.smplx_mesh import MeshRenderer, SmplxMesh
 
-        mesh_renderer = MeshRenderer(SmplxMesh(model_path), size, size)
-        betas = {name: p.get("betas") for name, p in panels.items()}
-        vertices = {n: mesh_renderer.mesh.vertices(poses[n], trans[n], expr[n], betas[n]) for n in panels}
-        framing = mesh_renderer.framing(list(vertices.values()))
+        return length, frames()
+    from omniges.render.figure import MannequinFigure, SmplxFigure, z_center
 
-        def frames() -> Iterator[list[np.ndarray]]:
-            for t in range(length):
-                yield [mesh_renderer.render_frame(vertices[n][t], framing) for n in panels]
+    figure = MannequinFigure(size, size) if model_path is None else SmplxFigure(model_path, size, size)
+    clips = {n: figure.prepare(poses[n], trans[n], expr[n], panels[n].get("betas")) for n in panels}
+    framing = figure.framing(list(clips.values()))
+    depth = z_center(list(clips.values()))
 
-    return length, frames()
+    def drawn() -> Iterator[list[np.ndarray]]:
+        for t in range(length):
+            yield [figure.render_frame(clips[n], t, framing, depth) for n in panels]
+
+    return length, drawn()
 
 
 def render_comparison(

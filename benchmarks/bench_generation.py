@@ -6,7 +6,7 @@ Random weights (speed does not depend on them); WavLM / MFCC (and text) features
   `training.window: 384`, the full-size recommendation) overlapping by `generation.overlap_tokens`, decoding of
   all four parts by RVQVAEs of the same size class (GestureLSM's width 512 for `full`), and conversion to SMPL-X
   axis-angle arrays;
-- `generator_only`: one `RectifiedFlow.sample` over the whole clip, no decoding.
+- `generator_only`: one `FlowSampler.sample` over the whole clip, no decoding.
 Weights in `generation.dtype` as `Omniges` loads them (auto: bfloat16 on a CPU with native bf16), or `--dtype`.
 Writes JSON (default results/benchmarks/generation.json). References measured on this machine kind with the
 published architectures: GestureLSM MeanFlow 1 step ~47x, shortcut 2 steps ~27x, DDIM 20 steps ~4x, EMAGE ~14x.
@@ -29,7 +29,7 @@ import torch
 from omniges.data.body import PART_NAMES, part_dim
 from omniges.data.store import write_json_atomic
 from omniges.inference import GenerationSettings, resolve_dtype
-from omniges.models.flow import RectifiedFlow
+from omniges.models.flow_sampler import FlowSampler
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
 from omniges.models.rvqvae import RVQVAE
@@ -62,7 +62,7 @@ def random_processor(size: str, dtype: torch.dtype) -> GestureProcessor:
 def a2g(model: OmnigesTransformerModel, processor: GestureProcessor, cond: dict[str, torch.Tensor], *, path: str,
         steps: int, guidance: float, frames: int, settings: GenerationSettings) -> Any:
     """One batch-1 A2G generation along `path` (generator_only or end_to_end)."""
-    flow, generator = RectifiedFlow(), torch.Generator().manual_seed(0)
+    flow, generator = FlowSampler(), torch.Generator().manual_seed(0)
     if path == "generator_only":
         return flow.sample(model, "a2g", cond, steps=steps, guidance=guidance, generator=generator)
     latents = flow.generate_long(model, "a2g", cond, window=settings.window_tokens, overlap=settings.overlap_tokens,

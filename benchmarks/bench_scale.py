@@ -179,7 +179,7 @@ def full_size_step_flops(workdir: Path) -> float:
     from omniges.config import load_params
     from omniges.data.dataset import collate
     from omniges.features.text import Vocabulary
-    from omniges.models.flow import RectifiedFlow
+    from omniges.models.flow_loss import FlowLoss
     from omniges.models.gesture_processor import GestureProcessor
     from omniges.models.omniges_transformer import OmnigesTransformerModel
     from omniges.training.generator import make_loss_fn, model_config
@@ -194,7 +194,7 @@ def full_size_step_flops(workdir: Path) -> float:
         processor = GestureProcessor.load("results/rvqvae", "data/cache/stats.npz", latent_scale=dataset.latent_scale,
                                           face_jaw=params.data.face_jaw)
         weights = LossWeights(**params.section("training")["loss"])
-        flow = RectifiedFlow(**params.section("flow"), code_weight=weights.code, text_weight=weights.text,
+        flow = FlowLoss(**params.section("flow"), code_weight=weights.code, text_weight=weights.text,
                              shortcut_weight=weights.shortcut)
         loss_fn = make_loss_fn(flow, processor, weights)
         batch = collate([dataset[0]])

@@ -27,14 +27,14 @@ def run_case(size: str, checkpointing: bool, batch: int, steps: int, threads: in
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from omniges.models.flow import RectifiedFlow
+    from omniges.models.flow_loss import FlowLoss
     from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     config = getattr(OmnigesConfig, size)(gradient_checkpointing=checkpointing)
     model = OmnigesTransformerModel(config)
-    flow = RectifiedFlow()
+    flow = FlowLoss()
     n = 75
     batch_data = {
         "gesture": torch.randn(batch, n, config.gesture_latent_dim), "gesture_mask": torch.ones(batch, n, dtype=bool),

@@ -33,7 +33,8 @@ from omniges.data.store import write_json_atomic
 from omniges.device import autocast, native_bfloat16, resolve_device
 from omniges.features.audio import SAMPLE_RATE, WavLMFeatures
 from omniges.inference import GenerationSettings
-from omniges.models.flow import RectifiedFlow
+from omniges.models.flow_loss import FlowLoss
+from omniges.models.flow_sampler import FlowSampler
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
 from omniges.models.rvqvae import RVQVAE
 from omniges.training.rvqvae_train import train_rvqvae
@@ -103,7 +104,7 @@ def training(device: torch.device, dtype: torch.dtype, *, size: str, batch: int,
     config = getattr(OmnigesConfig, size)(gradient_checkpointing=checkpointing)
     model = OmnigesTransformerModel(config).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    flow, data = RectifiedFlow(), a2g_batch(config, batch, tokens, device)
+    flow, data = FlowLoss(), a2g_batch(config, batch, tokens, device)
     generator = torch.Generator(device).manual_seed(0)
 
     def step() -> None:
@@ -146,7 +147,7 @@ def a2g_speed(device: torch.device, dtype: torch.dtype, *, size: str, batch: int
     frames = round(seconds * config.motion_fps)
     cond = {k: v for k, v in a2g_batch(config, batch, frames // config.frames_per_token, device).items()
             if k in ("wavlm", "mfcc", "audio_mask")}
-    flow = RectifiedFlow()
+    flow = FlowSampler()
 
     def generate() -> None:
         with torch.inference_mode():

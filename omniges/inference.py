@@ -40,7 +40,8 @@ from omniges.features.audio import (
     mfcc_to_logmel,
 )
 from omniges.features.text import TextEncoder, Vocabulary, frame_text_features, words_to_frames
-from omniges.models.flow import TASK_GENERATES, RectifiedFlow
+from omniges.models.flow import TASK_GENERATES
+from omniges.models.flow_sampler import FlowSampler
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
 
@@ -119,7 +120,7 @@ class GenerationSettings:
         return self.task_guidance.get(task, self.guidance)
 
     def sampler_kwargs(self, device: torch.device) -> dict[str, Any]:
-        """Solver, guidance interval and CFG batching for `RectifiedFlow.sample` on `device`.
+        """Solver, guidance interval and CFG batching for `FlowSampler.sample` on `device`.
 
         auto batches the two CFG branches on a GPU only: on a CPU at batch 1 a call is bound by compute, and the
         batched call (whose unconditional rows carry the masked-out condition tokens) was slower than two."""
@@ -163,7 +164,7 @@ class Omniges:
         dtype = resolve_dtype(self.settings.dtype, self.device)
         self.model.eval().to(self.device, dtype)
         # checkpoints from before flow.prediction existed were velocity-parameterised
-        self.flow = RectifiedFlow(**{"prediction": "velocity", **payload["flow"]})
+        self.flow = FlowSampler(**{"prediction": "velocity", **payload["flow"]})
         self.processor, self.vocab, self.features_params = processor, vocab, features
         if processor is not None:
             processor.to(self.device).decoders_to(dtype)  # decoding follows the generator; encoding stays float32

@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 from conftest import write_tiny_checkpoint
-from test_flow import tiny_batch, tiny_model
+from test_flow import RectifiedFlow, tiny_batch, tiny_model
 from test_store import fake_cache
 
 from omniges.cli import main
@@ -22,7 +22,7 @@ from omniges.config import update_params_file
 from omniges.data.dataset import OmnigesDataset, collate, corpus_speakers
 from omniges.data.store import LmdbReader
 from omniges.inference import Omniges
-from omniges.models.flow import RectifiedFlow, condition_inputs
+from omniges.models.flow import condition_inputs
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
 from omniges.training.generator import flow_batch, model_speakers
 

@@ -28,7 +28,7 @@ from omniges.data.dataset import (
 from omniges.data.resident import ResidentWindows, use_resident
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.features.text import Vocabulary
-from omniges.models.flow import RectifiedFlow
+from omniges.models.flow_loss import FlowLoss
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
 from omniges.training.losses import (
@@ -44,7 +44,7 @@ log = logging.getLogger("omniges.generator")
 
 
 def flow_batch(batch: dict[str, Any]) -> dict[str, Any]:
-    """Dataset batch -> the keys RectifiedFlow expects (masks True = valid)."""
+    """Dataset batch -> the keys FlowLoss expects (masks True = valid)."""
     token_mask = batch["token_mask"]
     has_text = batch["has_text"][:, None]
     ids = batch["word_ids"].clone()
@@ -92,7 +92,7 @@ def random_crop(batch: dict[str, Any], min_tokens: int, generator: torch.Generat
     return batch
 
 
-def make_loss_fn(flow: RectifiedFlow, processor: GestureProcessor, weights: LossWeights, *, min_tokens: int = 0,
+def make_loss_fn(flow: FlowLoss, processor: GestureProcessor, weights: LossWeights, *, min_tokens: int = 0,
                  batch_tokens: int = 0, normalize: BatchNormalizer | None = None):
     """loss_fn(model, batch, task, generator) for the Trainer; training batches are cut to random lengths of at
     least `min_tokens` tokens (validation sees whole windows). `normalize` standardises raw batches first."""
@@ -177,7 +177,7 @@ def train_generator(
                           text_dim=text_dim, vocab_size=len(vocab))
     net = OmnigesTransformerModel(config)
     weights = LossWeights(**loss)
-    rectified = RectifiedFlow(**flow, code_weight=weights.code, text_weight=weights.text,
+    rectified = FlowLoss(**flow, code_weight=weights.code, text_weight=weights.text,
                               shortcut_weight=weights.shortcut)
     settings = {"experiment": experiment, "model": config.to_dict(), "training": training, "flow": flow, "loss": loss,
                 "window": window, "stride": stride, "min_window": min_window, "batch_tokens": batch_tokens,

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from omniges.data.body import PART_NAMES
-from omniges.models.flow import masked_mse
+from omniges.models.flow_loss import masked_mse
 from omniges.models.gesture_processor import GestureProcessor
 
 

@@ -12,6 +12,8 @@ rule evaluate:
         "omniges/evaluation/iconic.py",
         "omniges/evaluation/evaluator.py",
         "omniges/inference.py",
+        "omniges/models/flow.py",
+        "omniges/models/flow_sampler.py",
         "results/models/{experiment}/model.pt",
         "results/evaluator.pth",
     output:
@@ -41,6 +43,8 @@ rule render:
         "omniges/data/kinematics.py",
         "omniges/render/smplx_mesh.py",
         "omniges/inference.py",
+        "omniges/models/flow.py",
+        "omniges/models/flow_sampler.py",
         "results/models/{experiment}/model.pt",
     output:
         directory("results/videos/{experiment}"),

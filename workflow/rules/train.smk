@@ -28,6 +28,7 @@ rule train:
         "omniges/training/train.py",
         "omniges/models/omniges_transformer.py",
         "omniges/models/flow.py",
+        "omniges/models/flow_loss.py",
         "omniges/models/audio_fusion.py",
         "omniges/models/gesture_processor.py",
         "omniges/training/losses.py",

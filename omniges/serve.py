@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from omniges.export import blender_path
 from omniges.features.audio import SAMPLE_RATE, AudioError
@@ -22,12 +23,27 @@ log = logging.getLogger("omniges")
 TITLE = "Omniges: speech to 3D gesture"
 INTRO = ("Upload or record speech (any format, sample rate or channels; silence gives idle motion). A transcript is "
          "optional: its words are spread evenly over the audio. The result is a video with the speech as its sound "
-         "track and the motion as SMPL-X files (npz: BEAT2 layout, for Blender's SMPL-X add-on).")
+         "track, a 3D view of the motion, and the motion as files (npz: BEAT2 layout, for Blender's SMPL-X add-on; "
+         "bvh; glb: skinned body and animation for engines and web pages; fbx where Blender is installed).")
 
 
 def download_formats() -> list[str]:
     """The motion files offered for download: every writer's, FBX only where Blender is installed."""
     return [suffix for suffix in MOTION_WRITERS if suffix != ".fbx" or blender_path() is not None]
+
+
+STATIC = Path(__file__).parent / "static"  # viewer.html and three.js (vendored from npm, three 0.187.0)
+FILE_ROUTE = "/gradio_api/file="  # gradio serves allowed paths here, html and js inline
+
+
+def viewer_html(glb: str | Path | None) -> str:
+    """An iframe of the app's own 3D viewer (three.js, offline) playing `glb`; a note without one."""
+    if glb is None:
+        return "<p>The 3D view of the motion appears here.</p>"
+    page = FILE_ROUTE + quote(str(STATIC / "viewer.html"))
+    source = quote(FILE_ROUTE + quote(str(Path(glb).resolve())), safe="")
+    return (f'<iframe title="3D motion" src="{page}?glb={source}" '
+            'style="width:100%;height:480px;border:0;border-radius:8px"></iframe>')
 
 
 UNKNOWN_SPEAKER = "unknown"  # the speaker dropdown's choice for the unknown-speaker embedding
@@ -70,7 +86,8 @@ def build_app(model: Omniges, out_root: str | Path) -> Any:
     formats = ", ".join(suffix.lstrip(".") for suffix in download_formats())
 
     def run(audio, transcript, steps, guidance, seed, speaker, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-        return generate_for_app(model, out_root, audio, transcript, steps, guidance, seed, progress, speaker)
+        video, files = generate_for_app(model, out_root, audio, transcript, steps, guidance, seed, progress, speaker)
+        return video, files, viewer_html(next((f for f in files if f.endswith(".glb")), None))
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
@@ -91,8 +108,10 @@ def build_app(model: Omniges, out_root: str | Path) -> Any:
                 button = gr.Button("Generate", variant="primary")
             with gr.Column():
                 video = gr.Video(label="Gesture video with sound", format=None)
+                viewer = gr.HTML(viewer_html(None), label="3D view (drag to orbit; space: play / pause)")
                 files = gr.File(label=f"Motion files ({formats})", file_count="multiple")
-        button.click(run, [audio, transcript, steps, guidance, seed, speaker], [video, files], api_name="generate")
+        button.click(run, [audio, transcript, steps, guidance, seed, speaker], [video, files, viewer],
+                     api_name="generate")
     return app
 
 
@@ -104,6 +123,6 @@ def launch(model: Omniges, *, host: str = "127.0.0.1", port: int = 7860, out_roo
     app = build_app(model, out_root)
     app.queue(default_concurrency_limit=1)  # one generation at a time: the CPU is the limit
     app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, run_history=False,
-               footer_links=["api", "settings"], allowed_paths=[str(out_root)], prevent_thread_lock=not block,
-               quiet=not block, show_error=True)
+               footer_links=["api", "settings"], allowed_paths=[str(out_root), str(STATIC)],
+               prevent_thread_lock=not block, quiet=not block, show_error=True)
     return app

@@ -86,7 +86,7 @@ def test_export_command(tmp_path: Path, real: dict[str, np.ndarray]) -> None:
     assert "45 frames at 30 fps" in result.output
     assert (tmp_path / "o.bvh").read_text().startswith("HIERARCHY\nROOT pelvis")
     np.testing.assert_array_equal(read_motion(tmp_path / "o.npz")["poses"], real["poses"])
-    for args, message, code in (([], "give --bvh and/or --npz", 2),
+    for args, message, code in (([], "give --bvh, --npz, --glb and/or --fbx", 2),
                                 (["--bvh", str(tmp_path / "o.txt")], "give a name ending in .bvh", 1),
                                 (["--bvh", str(tmp_path / "nowhere" / "o.bvh")], "does not exist", 1)):
         result = runner.invoke(main, ["export", str(source), *args])

@@ -1,7 +1,10 @@
-"""glTF export: the .glb re-read with pygltflib (skeleton and animation against the project's FK) and trimesh."""
+"""glTF export: the .glb re-read with pygltflib (skeleton and animation against the project's FK), trimesh, Blender."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from omniges.cli import main
 from omniges.data.beat2 import read_motion
 from omniges.data.kinematics import JOINT_NAMES, SMPLX_PARENTS, forward_kinematics
 from omniges.data.skinned_body import default_body
+from omniges.export import BlenderMissingError, write_fbx
 from omniges.export.gltf import ANIMATION_NAME, write_glb
 
 CLIP = Path(__file__).parent / "fixtures" / "beat2_real" / "smplxflame_30" / "2_scott_0_1_1.npz"
@@ -137,3 +141,66 @@ def test_cli_export_glb_and_errors(tmp_path: Path) -> None:
     result = runner.invoke(main, ["export", str(bad), "--glb", str(tmp_path / "nan.glb")])
     assert result.exit_code != 0 and "NaN" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "nan.glb").exists()
+
+
+BLENDER_GLTF_CHECK = '''
+import json, sys
+import bpy
+source, expected = sys.argv[-2], json.load(open(sys.argv[-1]))
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.context.scene.render.fps = 30
+if source.endswith(".fbx"):
+    bpy.ops.import_scene.fbx(filepath=source)
+else:
+    bpy.ops.import_scene.gltf(filepath=source)
+arm = next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
+start = int(round(arm.animation_data.action.frame_range[0]))
+worst = 0.0
+for frame, joints in expected["frames"].items():
+    bpy.context.scene.frame_set(start + int(frame))
+    for name, (x, y, z) in zip(expected["names"], joints):
+        head = arm.matrix_world @ arm.pose.bones[name].head
+        worst = max(worst, abs(head[0] - x), abs(head[1] + z), abs(head[2] - y))  # Blender is z up: (x, -z, y)
+meshes = [o for o in bpy.context.scene.objects if o.type == "MESH"]
+print(f"RESULT {len(arm.pose.bones)} {len(meshes)} {worst}")
+'''
+
+
+def _blender_check(tmp_path: Path, source: Path, real: dict[str, np.ndarray]) -> tuple[int, int, float]:
+    """Bone count, mesh count and the worst joint distance to FK at three frames, as Blender imports `source`."""
+    body = default_body()
+    fk = forward_kinematics(body.skinning_poses(real["poses"]), real["trans"], body.rest_joints)
+    expected = tmp_path / "fk.json"
+    expected.write_text(json.dumps({"names": list(JOINT_NAMES),
+                                    "frames": {str(f): fk[f].tolist() for f in (0, 13, 29)}}))
+    script = tmp_path / "check.py"
+    script.write_text(BLENDER_GLTF_CHECK)
+    run = subprocess.run(["blender", "-b", "--factory-startup", "--python", str(script), "--", str(source),
+                          str(expected)], capture_output=True, text=True, timeout=600)
+    line = next((x for x in run.stdout.splitlines() if x.startswith("RESULT")), None)
+    assert line, run.stdout[-2000:] + run.stderr[-2000:]
+    bones, meshes, worst = line.split()[1:]
+    return int(bones), int(meshes), float(worst)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed (make blender)")
+def test_blender_imports_the_glb_and_the_fbx(tmp_path: Path, real: dict[str, np.ndarray]) -> None:
+    """Blender's glTF importer: 55 bones whose heads follow the FK; the FBX written through Blender re-imports."""
+    poses, trans = real["poses"][:30], real["trans"][:30]
+    glb = write_glb(tmp_path / "clip.glb", poses, trans)
+    bones, meshes, worst = _blender_check(tmp_path, glb, {"poses": poses, "trans": trans})
+    assert (bones, meshes) == (55, 1) and worst < 1e-4
+    fbx = write_fbx(tmp_path / "clip.fbx", poses, trans)
+    bones, meshes, worst = _blender_check(tmp_path, fbx, {"poses": poses, "trans": trans})
+    assert bones == 55 and meshes == 1 and worst < 1e-3
+
+
+def test_fbx_without_blender_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("OMNIGES_BLENDER", raising=False)
+    with pytest.raises(BlenderMissingError, match="blender"):
+        write_fbx(tmp_path / "clip.fbx", np.zeros((2, 165)))
+    result = CliRunner().invoke(main, ["export", str(CLIP), "--fbx", str(tmp_path / "clip.fbx")])
+    assert result.exit_code == 1 and "`blender`" in result.output and len(result.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,7 @@ import librosa
 import numpy as np
 import torch
 
+from omniges.constants import FPS
 from omniges.data.kinematics import forward_kinematics
 from omniges.data.store import write_json_atomic
 from omniges.evaluation import beat_consistency, fgd, latents, load_evaluator, poses_to_rot6d, speech_motion_sync
@@ -27,7 +28,6 @@ CLIP = FIXTURES / "beat2_real" / "smplxflame_30" / "2_scott_0_1_1.npz"
 WAV = FIXTURES / "beat2_real" / "wave16k" / "2_scott_0_1_1.wav"
 MEAN_VEL = FIXTURES / "beat2_real" / "mean_std" / "mean_vel_smplxflame_30.npy"
 EVALUATOR = FIXTURES / "emage_evaluator" / "AESKConv_fixture.bin.xz"
-FPS = 30
 SHIFTS_S = (0, 2, 4, 8)
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from omniges.constants import FPS
 from omniges.data.store import write_json_atomic
 from omniges.features.audio import SAMPLE_RATE, WavLMFeatures, mfcc, n_motion_frames
 
-FPS = 30
 WAVLM_DIM, MFCC_DIM, MINILM_DIM = 768, 128, 384
 
 

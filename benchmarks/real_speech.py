@@ -30,8 +30,10 @@ from pathlib import Path
 import librosa
 import numpy as np
 
+from omniges.constants import FPS
+from omniges.constants import SAMPLE_RATE as SR
+
 ROOT = Path(__file__).resolve().parents[1]
-FPS, SR = 30, 16000
 SHIFTS_S = (5.0, 9.0, 13.0, 17.0)
 MIN_SECONDS = 12.0  # shorter clips are skipped (counted): the shifted-speech rows need 5 s + 7 s of other speech
 NULL_EDGE_S = 3.0  # the null distribution's shifts: every whole second in [3 s, duration - 3 s]

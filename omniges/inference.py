@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from omniges.constants import FPS
 from omniges.data.body import PART_NAMES, bound_root_drift, split_parts
 from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
 from omniges.device import native_bfloat16, resolve_device, to_device
@@ -45,7 +46,6 @@ from omniges.models.flow_sampler import FlowSampler
 from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
 
-FPS = 30
 SILENCE_PEAK = 1e-4  # a wave whose peak is below this is silence: A2G then generates idle motion
 Words = list[tuple[str, float, float]]
 log = logging.getLogger("omniges")

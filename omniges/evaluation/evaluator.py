@@ -28,6 +28,7 @@ from torch import nn
 from omniges.data.body import axis_angle_to_rot6d, matrix_to_rot6d, rot6d_to_matrix
 from omniges.data.dataset import WindowSource
 from omniges.data.kinematics import SMPLX_PARENTS
+from omniges.helpers import exists
 
 NUM_JOINTS = 55
 MOTION_DIM = NUM_JOINTS * 6
@@ -38,11 +39,6 @@ CHANNEL_BASE = 6
 KERNEL_SIZE = 4
 SKELETON_DIST = 2
 VAE_GROW = (1, 1, 2, 1)
-
-
-def exists(value) -> bool:
-    """True when value is not None."""
-    return value is not None
 
 
 def load_parents(kintree_path: str | Path | None = None) -> tuple[int, ...]:

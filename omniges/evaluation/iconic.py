@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from omniges.constants import FPS
 from omniges.data import synthetic
 
-FPS = 30
 MIN_OFFSET_RAD = 1e-3  # an offset smaller than this (0.06 degrees) is no gesture
 
 

@@ -21,12 +21,14 @@ from scipy import linalg
 from scipy.fft import dct
 from scipy.signal import argrelextrema
 
+from omniges.constants import SAMPLE_RATE
+
 UPPER_BODY_JOINTS = (3, 6, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21)
 BC_SIGMA = 0.3
 BC_ORDER = 7
 BC_THRESHOLD = 0.3
 BC_TRIM_FRAMES = 60  # EMAGE `align_mask`: 2 s at 30 fps ignored at each end
-BC_AUDIO_SR = 16000
+BC_AUDIO_SR = SAMPLE_RATE
 BC_HOP = 512
 FGD_FAILED = 1e10
 

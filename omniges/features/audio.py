@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import scipy.fft
 
+from omniges.constants import SAMPLE_RATE
+
 if TYPE_CHECKING:
     import torch
     from transformers import WavLMConfig, WavLMModel
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 WAVLM_HOP = 320  # samples between WavLM frames at 16 kHz (50 Hz)
 WAVLM_WINDOW = 400  # receptive field of WavLM's convolutional front end, in samples
 WAVLM_DIM = 768

@@ -14,15 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-
-def exists(x: object) -> bool:
-    """True when x is not None."""
-    return x is not None
-
-
-def default(x, d):
-    """x, or d when x is None."""
-    return x if exists(x) else d
+from omniges.helpers import default, exists
 
 
 def sinusoidal_positions(n: int, dim: int, device: torch.device) -> Tensor:

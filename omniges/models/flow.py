@@ -27,7 +27,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from omniges.models.omniges_transformer import exists
+from omniges.helpers import exists
 
 Task = Literal["a2g", "t2g", "g2t", "g2a"]
 TASK_GENERATES = {"a2g": "gesture", "t2g": "gesture", "g2t": "text", "g2a": "audio"}

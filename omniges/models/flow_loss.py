@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import Tensor, nn
 
+from omniges.helpers import default, exists
 from omniges.models.flow import (
     DATA_KEY,
     TASK_CONDITIONS,
@@ -26,7 +27,6 @@ from omniges.models.flow import (
     stream_mask,
     time_kwargs,
 )
-from omniges.models.omniges_transformer import default, exists
 
 AuxLoss = Callable[[str, Tensor, Tensor], dict[str, Tensor]]
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from einops import rearrange, reduce, repeat
 from torch import Tensor, nn
 
+from omniges.helpers import default, exists
 from omniges.models.flow import (
     TASK_CONDITIONS,
     TASK_GENERATES,
@@ -24,7 +25,6 @@ from omniges.models.flow import (
     stream_mask,
     time_kwargs,
 )
-from omniges.models.omniges_transformer import default, exists
 
 
 class FlowSampler(RectifiedFlow):

@@ -16,20 +16,12 @@ from mmdit.mmdit_generalized_pytorch import AdaptiveLayerNorm, MMDiT, MMDiTBlock
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from omniges.data.body import PART_NAMES
+from omniges.helpers import default, exists
 from omniges.models.fused_block import fused_block_forward, supported
 
 STREAMS = ("text", "audio", "gesture")
-GESTURE_PARTS = ("upper", "hands", "lower_trans", "face")
-
-
-def exists(v: Any) -> bool:
-    """True when v is not None."""
-    return v is not None
-
-
-def default(v: Any, d: Any) -> Any:
-    """v, or d when v is None."""
-    return v if exists(v) else d
+GESTURE_PARTS = PART_NAMES
 
 
 @dataclass(kw_only=True)

@@ -25,12 +25,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from omniges.helpers import exists
+
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
-
-
-def exists(value: object) -> bool:
-    """True when value is not None."""
-    return value is not None
 
 
 def perplexity_of(indices: Tensor, nb_code: int) -> Tensor:

@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from omniges.constants import FPS
 from omniges.data.store import LmdbReader
 from omniges.render.video import render_comparison
-
-FPS = 30
 
 
 def spread_words(words: list[str], seconds: float) -> list[tuple[str, float, float]]:

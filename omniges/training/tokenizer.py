@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -146,7 +145,3 @@ def cache_latents(
     summary = {"clips": len(clips), "latent_scale": scale, "device": str(device)}
     write_json_atomic(Path(rvqvae_dir) / "latent_scale.json", scale)
     return summary
-
-
-def load_rvqvae_metrics(rvqvae_dir: str | Path, part: str) -> dict[str, Any]:
-    return json.loads((Path(rvqvae_dir) / f"{part}.json").read_text())["metrics"]

@@ -11,11 +11,12 @@ their coupling:
 - `corpus`: clips and the atomic writer of the BEAT2 files.
 """
 
+from omniges.constants import FPS
 from omniges.data.synthetic.corpus import SyntheticClip, synthesize_clip, synthesize_corpus, write_clip
 from omniges.data.synthetic.iconic import HAND_SHAPES, ICONIC_GESTURES, ICONIC_WORDS, IconicGesture
 from omniges.data.synthetic.motion import BLINK_EXPRESSION, MOUTH_EXPRESSIONS
 from omniges.data.synthetic.pose_space import BEAT2_MEAN_VEL
-from omniges.data.synthetic.script import FPS, LEXICON, SR, VOCABULARY
+from omniges.data.synthetic.script import LEXICON, SR, VOCABULARY
 from omniges.data.synthetic.speakers import SpeakerStyle, speaker_styles
 
 __all__ = [

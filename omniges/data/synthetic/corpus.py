@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from omniges.constants import FPS
 from omniges.data.synthetic.iconic import ICONIC_WORDS
 from omniges.data.synthetic.motion import render_motion
-from omniges.data.synthetic.script import FPS, SR, VOCABULARY, plan_script
+from omniges.data.synthetic.script import SR, VOCABULARY, plan_script
 from omniges.data.synthetic.speakers import SpeakerStyle, speaker_styles
 from omniges.data.synthetic.speech import envelopes, render_audio
 

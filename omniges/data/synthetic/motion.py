@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from omniges.constants import FPS
 from omniges.data.body import EXPRESSION_DIM, POSE_DIM
 from omniges.data.synthetic.iconic import ICONIC_GESTURES, ICONIC_WORDS, hand_items, pose_vector, side_items
 from omniges.data.synthetic.pose_space import (
@@ -21,7 +22,7 @@ from omniges.data.synthetic.pose_space import (
     soft_clip,
     to_radians,
 )
-from omniges.data.synthetic.script import FPS, SR, VOWEL_OPENNESS, VOWELS, Script, smooth_noise
+from omniges.data.synthetic.script import SR, VOWEL_OPENNESS, VOWELS, Script, smooth_noise
 from omniges.data.synthetic.speakers import SpeakerStyle
 
 MOUTH_EXPRESSIONS = tuple(range(10))  # expression dims driven by the voice envelope and vowel

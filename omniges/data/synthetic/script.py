@@ -12,12 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from omniges.constants import SAMPLE_RATE as SR
 from omniges.data.synthetic.iconic import ICONIC_WORDS
 from omniges.data.synthetic.speakers import SpeakerStyle
-
-FPS = 30
-SR = 16000
-
 
 # word: syllables as <consonant class><vowel><stress>; consonant classes - s f t k n h, vowels a e i o u @.
 _LEXICON = """

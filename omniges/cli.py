@@ -93,6 +93,34 @@ def demo(jobs: int, target: str, dry_run: bool) -> None:
         _print_outputs()
 
 
+@main.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
+              help="Parameter file of the run to check.")
+@click.option("--all", "read_all", is_flag=True, help="Read every clip of the corpus (default: a sample).")
+@click.option("--sample", default=6, show_default=True, type=click.IntRange(3, 100), help="Clips in the sample.")
+@click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1), help="Cores the run will use.")
+@click.option("--experiments", default=None, help="Comma-separated experiments to predict (default: all).")
+@click.option("--steps", default="2,10", show_default=True, help="The two step counts each training is timed at.")
+@click.option("--checks-only", is_flag=True, help="Only the checks; no timed run of the stages.")
+def preflight(params_path: str, read_all: bool, sample: int, jobs: int, experiments: str | None, steps: str,
+              checks_only: bool) -> None:
+    """Before a long run: check data, params, device, paths, disk, SLURM resources; time each stage, predict the run."""
+    try:
+        k1, k2 = (int(s) for s in steps.split(","))
+    except ValueError:
+        raise click.ClickException(f"--steps {steps}: give two step counts, e.g. 2,10") from None
+    if not 1 <= k1 < k2:
+        raise click.ClickException(f"--steps {steps}: need 1 <= first < second")
+    if not Path(params_path).is_file():
+        raise click.ClickException(f"--params {params_path}: parameter file not found")
+    from omniges.preflight import run_preflight
+
+    names = [e for e in experiments.split(",") if e] if experiments else None
+    code = run_preflight(params_path, read_all=read_all, sample=sample, jobs=jobs, steps=(k1, k2), experiments=names,
+                         measure_stages=not checks_only, echo=click.echo)
+    sys.exit(code)
+
+
 def _venv_tool(name: str) -> str:
     return shutil.which(name, path=str(Path(sys.executable).parent)) or name
 

@@ -408,29 +408,24 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 
 
 def update_params_file(path: str | Path, assignments: dict[str, str]) -> Params:
-    """Set dotted keys in params.yaml (values parsed as YAML), validate, then write; comments are kept."""
+    """Set dotted keys in params.yaml (values parsed as YAML), validate, then write; comments and layout are kept.
+
+    Keys inside inline mappings and lists work too (`training.experiments.a2g.steps`, `generation.guidance_interval.1`).
+    """
+    from omniges.params_file import KeyNotFound, set_keys
+
     path = Path(path)
-    params = load_params(path, {k: yaml.safe_load(v) if v != "" else "" for k, v in assignments.items()})
-    text = path.read_text().splitlines()
-    for key, value in assignments.items():
-        text = _replace_line(text, key, value)
-    path.write_text("\n".join(text) + "\n")
+    if not path.is_file():
+        raise ParamsError(f"{path}: parameter file not found")
+    try:
+        text = set_keys(path.read_text(), assignments)
+    except (KeyNotFound, ValueError) as error:
+        raise ParamsError(f"{path}: {error}") from None
+    try:
+        params = Params.model_validate(yaml.safe_load(text))
+    except ValidationError as error:
+        raise ParamsError(_format_error(error, path)) from None
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
     return params
-
-
-def _replace_line(lines: list[str], key: str, value: str) -> list[str]:
-    """Rewrite the line of a dotted key in a block-style YAML file, keeping its trailing comment."""
-    parts = key.split(".")
-    depth, start = 0, 0
-    for i in range(start, len(lines)):
-        line = lines[i]
-        indent = len(line) - len(line.lstrip())
-        if line.lstrip().startswith(f"{parts[depth]}:") and indent == 2 * depth:
-            if depth == len(parts) - 1:
-                head, _, rest = line.partition(":")
-                comment = rest[rest.index("#") :] if "#" in rest else ""
-                shown = value if value != "" else '""'
-                lines[i] = f"{head}: {shown}" + (f"  {comment}" if comment else "")
-                return lines
-            depth += 1
-    raise ParamsError(f"{key}: not found in params file")

@@ -47,11 +47,12 @@ gl:
 	      || echo "could not install Mesa's EGL: videos need libegl1 libegl-mesa0 libgl1-mesa-dri"; \
 	  else echo "Mesa's EGL not installed (needs root and apt): videos need libegl1 libegl-mesa0 libgl1-mesa-dri"; fi; }
 
-# FBX export (--fbx) and the Blender import test need Debian's blender (large; optional, never installed by `make`).
+# FBX export (--fbx) and the Blender import test need Debian's blender and the numpy its glTF add-on imports
+# (large; optional: only `make blender` installs them).
 blender:
-	@command -v blender >/dev/null 2>&1 || { \
+	@{ command -v blender >/dev/null 2>&1 && /usr/bin/python3 -c 'import numpy' 2>/dev/null; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && apt-get install -y -qq blender) >/dev/null 2>&1 || echo "could not install blender"; \
+	    (apt-get update -qq && apt-get install -y -qq blender python3-numpy) >/dev/null 2>&1 || echo "could not install blender"; \
 	  else echo "blender not installed (needs root and apt): --fbx is unavailable"; fi; }
 
 lint: install

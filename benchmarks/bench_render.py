@@ -98,7 +98,8 @@ def main() -> None:
         "skeleton_frames_per_s_thread_pool": frames / pooled,
         "mannequin_frames_per_s": frames / shaded,
         "mannequin_prepare_frames_per_s": frames / prepare,
-        "mannequin_renderer": "mannequin-x wooden mesh (24,400 vertices, 48,652 triangles), OpenGL via moderngl/EGL",
+        "mannequin_renderer": f"mannequin-x wooden mesh decimated to {len(figure.body.faces)} triangles, OpenGL "
+                              "via moderngl on EGL",
         "gl_renderer": figure.gl.ctx.info["GL_RENDERER"],
         "llvmpipe_threads": os.environ.get("LP_NUM_THREADS", f"{os.cpu_count()} (default)"),
         "encode_h264_frames_per_s": frames / encode,

@@ -82,3 +82,38 @@ def test_the_local_profile_trains_only_the_requested_experiment():
     assert list(train_jobs("--profile", "workflow/profiles/local", "train_a2g")) == ["a2g"]
     priorities = train_jobs("--profile", "workflow/profiles/local", "all")
     assert priorities["multitask"] > priorities["a2g"] > priorities["g2t"] == 0
+
+
+def test_dvc_yaml_code_deps_are_the_derived_ones():
+    """dvc.yaml lists exactly the sources each stage imports (`python -m omniges.dag` writes them)."""
+    from omniges.dag import rewrite_dvc_yaml
+
+    text = (ROOT / "dvc.yaml").read_text()
+    assert rewrite_dvc_yaml(text) == text, "dvc.yaml's code deps are stale: run python -m omniges.dag"
+
+
+def test_a_stage_depends_on_every_source_it_imports():
+    """The deps follow lazy imports and the one pipeline function a stage calls, and no more."""
+    from omniges.dag import STAGES, code_deps
+
+    cache_latents, train, evaluate = code_deps("cache_latents"), code_deps("train"), code_deps("evaluate")
+    assert "omniges/training/tokenizer.py" in cache_latents  # where the stage's code lives (a lazy import)
+    assert {"omniges/models/flow.py", "omniges/models/flow_loss.py"} <= set(train)
+    assert "omniges/models/flow_sampler.py" not in train  # a sampler change does not retrain the generators
+    assert "omniges/models/flow_sampler.py" in evaluate
+    for stage in STAGES:
+        deps = code_deps(stage)
+        assert deps[0] == f"stages/{stage}.py" and all((ROOT / path).is_file() for path in deps)
+        assert {"stages/common.py", "omniges/pipeline.py", "omniges/config.py"} <= set(deps)
+
+
+def test_code_deps_follow_an_import_added_to_a_module(tmp_path):
+    from omniges.dag import code_deps
+
+    shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    shutil.copytree(ROOT / "omniges", tmp_path / "omniges", ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_deps("preprocess", tmp_path)
+    (tmp_path / "omniges/extra_helper.py").write_text("X = 1\n")
+    preprocess = tmp_path / "omniges/data/preprocess.py"
+    preprocess.write_text(preprocess.read_text() + "\n\ndef _late():\n    from omniges.extra_helper import X\n")
+    assert set(code_deps("preprocess", tmp_path)) - set(before) == {"omniges/extra_helper.py"}

@@ -1,4 +1,14 @@
-# Cluster resources shared by the GPU rules (workflow/profiles/slurm submits with them).
+# Code deps derived from imports (omniges/dag.py), and the cluster resources shared by the GPU rules.
+from pathlib import Path
+
+from omniges.dag import code_deps as _code_deps
+
+
+def code_deps(stage):
+    """The sources stage `stage` imports, in the working directory's tree (a clone's, not the installed one's)."""
+    return _code_deps(stage, Path.cwd())
+
+
 SLURM = config.get("compute", {}).get("slurm", {})
 GPUS, NODES = SLURM.get("gpus_per_node", 1), SLURM.get("nodes", 1)
 

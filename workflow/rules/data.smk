@@ -3,16 +3,7 @@
 
 rule synthesize:
     input:
-        "stages/synthesize.py",
-        "omniges/data/synthetic/__init__.py",
-        "omniges/data/synthetic/corpus.py",
-        "omniges/data/synthetic/iconic.py",
-        "omniges/data/synthetic/motion.py",
-        "omniges/data/synthetic/pose_space.py",
-        "omniges/data/synthetic/script.py",
-        "omniges/data/synthetic/speakers.py",
-        "omniges/data/synthetic/speech.py",
-        "omniges/data/synthetic/espeak.py",
+        code_deps("synthesize"),
     output:
         directory(config["data"]["synthetic_root"]),
     params:
@@ -25,11 +16,7 @@ rule synthesize:
 
 rule preprocess:
     input:
-        "stages/preprocess.py",
-        "omniges/data/preprocess.py",
-        "omniges/data/beat2.py",
-        "omniges/data/body.py",
-        "omniges/data/transcript.py",
+        code_deps("preprocess"),
         config["data"]["synthetic_root"],
     output:
         directory("data/cache/clips.lmdb"),

@@ -3,17 +3,7 @@
 
 rule evaluate:
     input:
-        "stages/evaluate.py",
-        "omniges/evaluation/evaluate.py",
-        "omniges/evaluation/report.py",
-        "omniges/evaluation/metrics.py",
-        "omniges/data/kinematics.py",
-        "omniges/evaluation/sync.py",
-        "omniges/evaluation/iconic.py",
-        "omniges/evaluation/evaluator.py",
-        "omniges/inference.py",
-        "omniges/models/flow.py",
-        "omniges/models/flow_sampler.py",
+        code_deps("evaluate"),
         "results/models/{experiment}/model.pt",
         "results/evaluator.pth",
     output:
@@ -32,19 +22,7 @@ rule evaluate:
 
 rule render:
     input:
-        "stages/render.py",
-        "omniges/render/compare.py",
-        "omniges/render/video.py",
-        "omniges/render/skeleton.py",
-        "omniges/render/figure.py",
-        "omniges/render/raster.py",
-        "omniges/data/skinned_body.py",
-        "omniges/render/framing.py",
-        "omniges/data/kinematics.py",
-        "omniges/render/smplx_mesh.py",
-        "omniges/inference.py",
-        "omniges/models/flow.py",
-        "omniges/models/flow_sampler.py",
+        code_deps("render"),
         "results/models/{experiment}/model.pt",
     output:
         directory("results/videos/{experiment}"),

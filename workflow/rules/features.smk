@@ -3,10 +3,7 @@
 
 rule features:
     input:
-        "stages/features.py",
-        "omniges/features/extract.py",
-        "omniges/features/audio.py",
-        "omniges/features/text.py",
+        code_deps("features"),
         "data/cache/clips.lmdb",
     output:
         directory("data/cache/features.lmdb"),

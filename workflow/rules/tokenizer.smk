@@ -4,10 +4,7 @@ PARTS = ["upper", "hands", "lower_trans", "face"]
 
 rule rvqvae:
     input:
-        "stages/rvqvae.py",
-        "omniges/training/tokenizer.py",
-        "omniges/training/rvqvae_train.py",
-        "omniges/models/rvqvae.py",
+        code_deps("rvqvae"),
         "data/cache/clips.lmdb",
         "data/cache/stats.npz",
     output:
@@ -28,8 +25,7 @@ rule rvqvae:
 
 rule cache_latents:
     input:
-        "stages/cache_latents.py",
-        "omniges/models/gesture_processor.py",
+        code_deps("cache_latents"),
         "data/cache/clips.lmdb",
         expand("results/rvqvae/{part}.pth", part=PARTS),
     output:

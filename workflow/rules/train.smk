@@ -7,8 +7,7 @@ TRAIN_PRIORITY = {"multitask": 2, "a2g": 1}
 
 rule train_evaluator:
     input:
-        "stages/train_evaluator.py",
-        "omniges/evaluation/evaluator.py",
+        code_deps("train_evaluator"),
         "data/cache/clips.lmdb",
     output:
         "results/evaluator.pth",
@@ -23,17 +22,7 @@ rule train_evaluator:
 
 rule train:
     input:
-        "stages/train.py",
-        "omniges/training/generator.py",
-        "omniges/training/train.py",
-        "omniges/models/omniges_transformer.py",
-        "omniges/models/flow.py",
-        "omniges/models/flow_loss.py",
-        "omniges/models/audio_fusion.py",
-        "omniges/models/gesture_processor.py",
-        "omniges/training/losses.py",
-        "omniges/data/dataset.py",
-        "omniges/data/sampler.py",
+        code_deps("train"),
         "data/cache/features.lmdb",
         "data/cache/vocab.json",
         "data/cache/latents.lmdb",

@@ -166,35 +166,15 @@ class FlowLoss(RectifiedFlow):
         """Flow (and shortcut) velocity MSE on the generated stream, plus code CE when codes are given."""
         x1 = batch[DATA_KEY[stream]]
         mask = stream_mask(batch, stream)
-        b, n, _ = x1.shape
-        device = x1.device
-
-        t = self.sample_t(b, generator, device=device)
-        step = torch.zeros(b, device=device)
-        shortcut = torch.zeros(b, dtype=torch.bool, device=device)
-        num_shortcut = math.floor(b * self.shortcut_fraction + 0.5) if unwrap(model).config.shortcut else 0
-        if num_shortcut:
-            shortcut[:num_shortcut] = True
-            levels = int(math.log2(self.max_shortcut_steps))
-            exponent = torch.randint(
-                1, levels + 1, (num_shortcut,), generator=generator, device=_gen_device(generator)
-            )
-            d = (2.0 ** -exponent.float()).to(device)
-            start = torch.floor(rand((num_shortcut,), generator, device) * (1 / d - 1))
-            t = torch.cat((start * d, t[num_shortcut:]))
-            step = torch.cat((2 * d, step[num_shortcut:]))
+        b, device = x1.shape[0], x1.device
+        t, step, d = self._draw_times(model, b, generator, device)
+        num_shortcut = 0 if d is None else len(d)
+        shortcut = torch.arange(b, device=device) < num_shortcut
 
         x_t, target = self.noise(x1, t, generator)
         if self.prediction == "x":  # x1 - x0, with 1 - t clipped exactly as a perfect prediction's velocity is
             target = self.velocity(x1, x_t, t)
-        known = None
-        if stream == "gesture" and self.prefix_prob > 0:
-            has_prefix = rand((b,), generator, device) < self.prefix_prob
-            length = torch.randint(
-                1, self.max_prefix_tokens + 1, (b,), generator=generator, device=_gen_device(generator)
-            )
-            known = torch.arange(n, device=device) < rearrange(length.to(device) * has_prefix, "b -> b 1")
-            x_t = torch.where(rearrange(known, "b n -> b n 1"), x1, x_t)
+        x_t, known = self._known_prefix(stream, x1, x_t, generator)
         loss_mask = mask & ~known if exists(known) else mask
 
         if num_shortcut:
@@ -233,6 +213,34 @@ class FlowLoss(RectifiedFlow):
                 loss = loss + value
         losses["loss"] = loss
         return losses
+
+    def _draw_times(self, model: nn.Module, b: int, generator: torch.Generator | None,
+                    device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per-sample t and the step size the network is told. The first `shortcut_fraction` of the batch are
+        shortcut rows: d from {1/2, ..., 2 / max_shortcut_steps}, t on d's grid, told 2d; the rest are flow rows
+        (told 0). Returns (t, step, d), d None when there are no shortcut rows."""
+        t = self.sample_t(b, generator, device=device)
+        step = torch.zeros(b, device=device)
+        num_shortcut = math.floor(b * self.shortcut_fraction + 0.5) if unwrap(model).config.shortcut else 0
+        if not num_shortcut:
+            return t, step, None
+        levels = int(math.log2(self.max_shortcut_steps))
+        exponent = torch.randint(1, levels + 1, (num_shortcut,), generator=generator, device=_gen_device(generator))
+        d = (2.0 ** -exponent.float()).to(device)
+        start = torch.floor(rand((num_shortcut,), generator, device) * (1 / d - 1))
+        return torch.cat((start * d, t[num_shortcut:])), torch.cat((2 * d, step[num_shortcut:])), d
+
+    def _known_prefix(self, stream: str, x1: Tensor, x_t: Tensor,
+                      generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
+        """Gesture rows that get a clean known prefix (`prefix_prob`, 1..max_prefix_tokens tokens): x_t with those
+        tokens set to x1, and the (b, n) known mask (None for other streams or prefix_prob 0)."""
+        if stream != "gesture" or self.prefix_prob <= 0:
+            return x_t, None
+        (b, n, _), device = x1.shape, x1.device
+        has_prefix = rand((b,), generator, device) < self.prefix_prob
+        length = torch.randint(1, self.max_prefix_tokens + 1, (b,), generator=generator, device=_gen_device(generator))
+        known = torch.arange(n, device=device) < rearrange(length.to(device) * has_prefix, "b -> b 1")
+        return torch.where(rearrange(known, "b n -> b n 1"), x1, x_t), known
 
     @torch.no_grad()
     def _model_guidance(

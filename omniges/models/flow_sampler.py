@@ -90,15 +90,7 @@ class FlowSampler(RectifiedFlow):
         caches: tuple[dict, dict, dict] = ({}, {}, {})
 
         if stream == "text":
-            mask = stream_mask(cond, "gesture")
-
-            def logits(conditional: bool) -> Tensor:
-                given, given_times = (inputs, times) if conditional else ({}, {})
-                out = model(**given, text_mask=mask, **time_kwargs({**given_times, "text": 0.0}), generate={"text"})
-                return out["text_logits"]
-
-            cond_logits = logits(True)
-            return cond_logits if guidance == 1.0 else torch.lerp(logits(False), cond_logits, guidance)
+            return self._text_logits(model, cond, inputs, times, guidance)
 
         mask = self._generated_mask(model, task, cond)
         b, n = mask.shape
@@ -136,6 +128,11 @@ class FlowSampler(RectifiedFlow):
                 v_cond, v_uncond = evaluate(x, t, inputs, times, caches[0]), evaluate(x, t, {}, {}, caches[1])
             return torch.lerp(v_uncond, v_cond, guidance)
 
+        return paste(self._integrate(x, velocity, steps, solver))
+
+    @staticmethod
+    def _integrate(x: Tensor, velocity, steps: int, solver: str) -> Tensor:
+        """x at t = 1 from x at t = 0: `steps` equal Euler or Heun steps of dx/dt = velocity(x, t)."""
         grid = torch.linspace(0, 1, steps + 1).tolist()
         for t, t_next in zip(grid[:-1], grid[1:], strict=True):
             dt = t_next - t
@@ -143,7 +140,21 @@ class FlowSampler(RectifiedFlow):
             if solver == "heun" and t_next < 1:  # the last step is Euler: no velocity is defined at t = 1
                 v = (v + velocity(x + dt * v, t_next)) / 2
             x = x + dt * v
-        return paste(x)
+        return x
+
+    @staticmethod
+    def _text_logits(model: nn.Module, cond: dict[str, Any], inputs: dict[str, Any], times: dict[str, Tensor],
+                     guidance: float) -> Tensor:
+        """G2T: vocabulary logits of the text stream (a mask embedding at t = 0 over the gesture frames)."""
+        mask = stream_mask(cond, "gesture")
+
+        def logits(conditional: bool) -> Tensor:
+            given, given_times = (inputs, times) if conditional else ({}, {})
+            out = model(**given, text_mask=mask, **time_kwargs({**given_times, "text": 0.0}), generate={"text"})
+            return out["text_logits"]
+
+        cond_logits = logits(True)
+        return cond_logits if guidance == 1.0 else torch.lerp(logits(False), cond_logits, guidance)
 
     @staticmethod
     def _generated_mask(model: nn.Module, task: Task, cond: dict[str, Any]) -> Tensor:

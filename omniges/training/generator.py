@@ -136,6 +136,41 @@ def inputs_fingerprint(cache_dir: Path, rvqvae_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _datasets(cache_dir: Path, part_stats: dict[str, Any], overrides: dict[str, Any], *, window: int,
+              stride: int) -> tuple[OmnigesDataset, OmnigesDataset, list[int]]:
+    """Training and validation windows and the speakers the model is conditioned on.
+
+    Items are raw (float16 audio features, un-normalised parts): loader workers move half the bytes, and the
+    standardisation runs on the training device inside the loss. The speakers are the training clips' (data.speakers
+    selected them at preprocess): one embedding each plus the unknown speaker; the list is stored in model.pt, so
+    `--speaker ID` names a speaker, not an index."""
+    train_splits = ["train", "additional"]
+    speakers = model_speakers(corpus_speakers(LmdbReader(cache_dir / "clips.lmdb"), train_splits), overrides)
+    train_set = OmnigesDataset(cache_dir, split=train_splits, length=window, stride=stride,
+                               part_stats=part_stats, raw=True, speakers=speakers or None)
+    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window, part_stats=part_stats, raw=True,
+                             speakers=speakers or None)
+    return train_set, val_set, speakers
+
+
+def _resume_if_same(trainer: Trainer, marker: Path, digest: str, experiment: str) -> None:
+    """Resume from the last checkpoint when it was trained with the same settings and inputs (`digest`), else
+    start from step 0 (rank 0 removes the stale checkpoint and records the new digest)."""
+    acc = trainer.accelerator
+    same_settings = marker.exists() and json.loads(marker.read_text()).get("hash") == digest
+    acc.wait_for_everyone()  # every process has decided before rank 0 changes the folder
+    if same_settings:
+        trainer.resume()
+    elif trainer.checkpoint_path.exists() and acc.is_main_process:
+        log.info("train_%s: %s was trained with other settings or inputs (corpus, features, tokenizers): "
+                 "training from step 0", experiment, trainer.checkpoint_path)
+    if not same_settings and acc.is_main_process:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        trainer.checkpoint_path.unlink(missing_ok=True)
+        write_json_atomic(marker, {"hash": digest})
+    acc.wait_for_everyone()
+
+
 def train_generator(
     experiment: str, *, cache_dir: str | Path, rvqvae_dir: str | Path, out_dir: str | Path, model: dict[str, Any],
     training: dict[str, Any], flow: dict[str, Any], loss: dict[str, Any], window: int, stride: int, face_jaw: bool,
@@ -159,26 +194,15 @@ def train_generator(
     latent_scale = LmdbReader(cache_dir / "latents.lmdb").meta["latent_scale"]
     processor = GestureProcessor.load(rvqvae_dir, cache_dir / "stats.npz", latent_scale=latent_scale,
                                       face_jaw=face_jaw)
-    part_stats = processor.part_stats()
-    # raw items (float16 audio features, un-normalised parts): loader workers move half the bytes, and the
-    # standardisation runs on the training device inside the loss
-    # the speakers of the training clips (data.speakers selected them at preprocess): one embedding each, plus the
-    # unknown speaker; the list is stored in model.pt, so `--speaker ID` names a speaker, not an index
-    train_splits = ["train", "additional"]
-    speakers = model_speakers(corpus_speakers(LmdbReader(cache_dir / "clips.lmdb"), train_splits),
-                              model.get("overrides", {}))
-    train_set = OmnigesDataset(cache_dir, split=train_splits, length=window, stride=stride,
-                               part_stats=part_stats, raw=True, speakers=speakers or None)
-    val_set = OmnigesDataset(cache_dir, split="val", length=window, stride=window, part_stats=part_stats, raw=True,
-                             speakers=speakers or None)
+    train_set, val_set, speakers = _datasets(cache_dir, processor.part_stats(), model.get("overrides", {}),
+                                             window=window, stride=stride)
     vocab = Vocabulary.load(cache_dir / "vocab.json")
     text_dim = train_set.features.meta["text_dim"]
     config = model_config(model["size"], {**model.get("overrides", {}), "num_speakers": len(speakers)},
                           text_dim=text_dim, vocab_size=len(vocab))
     net = OmnigesTransformerModel(config)
     weights = LossWeights(**loss)
-    rectified = FlowLoss(**flow, code_weight=weights.code, text_weight=weights.text,
-                              shortcut_weight=weights.shortcut)
+    rectified = FlowLoss(**flow, code_weight=weights.code, text_weight=weights.text, shortcut_weight=weights.shortcut)
     settings = {"experiment": experiment, "model": config.to_dict(), "training": training, "flow": flow, "loss": loss,
                 "window": window, "stride": stride, "min_window": min_window, "batch_tokens": batch_tokens,
                 "inputs": inputs_fingerprint(cache_dir, Path(rvqvae_dir))}
@@ -193,19 +217,7 @@ def train_generator(
         log.info("train_%s: the training split is held on %s (%.2f GB): batches are gathered there", experiment,
                  acc.device, trainer.resident.nbytes / 1e9)
     processor.to(acc.device)  # the frozen tokenizer's decoders give the pose-space losses, next to the model
-    marker = out_dir / "checkpoints" / "settings.json"
-    same_settings = marker.exists() and json.loads(marker.read_text()).get("hash") == digest
-    acc.wait_for_everyone()  # every process has decided before rank 0 changes the folder
-    if same_settings:
-        trainer.resume()
-    elif trainer.checkpoint_path.exists() and acc.is_main_process:
-        log.info("train_%s: %s was trained with other settings or inputs (corpus, features, tokenizers): "
-                 "training from step 0", experiment, trainer.checkpoint_path)
-    if not same_settings and acc.is_main_process:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        trainer.checkpoint_path.unlink(missing_ok=True)
-        write_json_atomic(marker, {"hash": digest})
-    acc.wait_for_everyone()
+    _resume_if_same(trainer, out_dir / "checkpoints" / "settings.json", digest, experiment)
     log.info("train_%s: %d parameters, %d train / %d val windows, tasks %s, on %s x %d process(es), effective batch "
              "%d (%d per device x %d processes x %d accumulation steps)", experiment, count_parameters(net),
              len(train_set), len(val_set), train_cfg.tasks, acc.device, acc.num_processes, trainer.effective_batch,

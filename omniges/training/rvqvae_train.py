@@ -123,11 +123,7 @@ def train_rvqvae(
     acc = make_accelerator(device, mixed_precision=mixed_precision,
                            gradient_accumulation_steps=gradient_accumulation_steps, find_unused_parameters=True)
     model.to(acc.device)
-    weights = None
-    if column_weights is not None:
-        weights = torch.as_tensor(np.asarray(column_weights, dtype=np.float32), device=acc.device)
-        if weights.shape != (model.input_width,) or not bool((weights >= 0).all()) or float(weights.sum()) <= 0:
-            raise ValueError(f"column_weights must be {model.input_width} non-negative numbers, not all 0")
+    weights = _column_weights(column_weights, model.input_width, acc.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, steps=steps, warmup_steps=warmup_steps)
@@ -142,28 +138,12 @@ def train_rvqvae(
     bar = tqdm(range(steps), desc="rvqvae", disable=not progress or not acc.is_main_process)
     for step in bar:
         indices = rng.integers(0, len(train), batch_size * shards)  # the same global batch on every process
-        terms: dict[str, Tensor] = {}
-        for micro in range(gradient_accumulation_steps):
-            shard = acc.process_index * gradient_accumulation_steps + micro
-            x = train[indices[shard * batch_size : (shard + 1) * batch_size]].to(acc.device)
-            torch.manual_seed(seed * 1_000_003 + step * 101 + micro)  # quantizer dropout agrees across processes
-            with acc.accumulate(wrapped):
-                with acc.autocast():
-                    out = wrapped(x)
-                    rec = out["rec_pose"].float()
-                    rec_loss = weighted_smooth_l1(rec, x, weights)
-                    vel_loss = (weighted_smooth_l1(velocity(rec), velocity(x), weights) if velocity_weight > 0
-                                else rec.new_zeros(()))
-                    loss = rec_loss + commit_weight * out["commit_loss"] + velocity_weight * vel_loss
-                acc.backward(loss)
-                if acc.sync_gradients and grad_clip is not None:
-                    acc.clip_grad_norm_(wrapped.parameters(), grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            micro_terms = dict(loss=loss, rec=rec_loss, commit=out["commit_loss"], velocity=vel_loss,
-                               perplexity=out["perplexity"])
-            for key, value in micro_terms.items():
-                terms[key] = terms.get(key, 0.0) + value.detach().float() / gradient_accumulation_steps
+        first = acc.process_index * gradient_accumulation_steps  # this process's first shard of the global batch
+        micro_batches = [train[indices[(first + micro) * batch_size : (first + micro + 1) * batch_size]]
+                         for micro in range(gradient_accumulation_steps)]
+        terms = _accumulated_step(acc, wrapped, optimizer, micro_batches, seed=seed * 1_000_003 + step * 101,
+                                  weights=weights, commit_weight=commit_weight, velocity_weight=velocity_weight,
+                                  grad_clip=grad_clip)
         schedule.step()
         for key, value in terms.items():
             totals[key] = totals.get(key, 0.0) + value
@@ -182,8 +162,58 @@ def train_rvqvae(
     metrics = dict(steps=steps, seconds=elapsed, steps_per_second=steps / max(elapsed, 1e-9),
                    device=str(acc.device), processes=acc.num_processes, mixed_precision=mixed_precision,
                    effective_batch=effective_batch(batch_size, acc), history=history)
-    if history:
-        metrics.update({f"train_{k}": v for k, v in history[-1].items() if k not in ("step", "lr")})
+    return metrics | _final_errors(model, history, val, val_initial)
+
+
+def _accumulated_step(acc, wrapped: torch.nn.Module, optimizer: torch.optim.Optimizer, micro_batches: list[Tensor],
+                      *, seed: int, weights: Tensor | None, commit_weight: float, velocity_weight: float,
+                      grad_clip: float | None) -> dict[str, Tensor]:
+    """One optimizer step over this process's micro-batches (gradient accumulation); the mean loss terms.
+
+    Each micro-batch reseeds torch with `seed + micro`, so the quantizer dropout agrees across processes."""
+    terms: dict[str, Tensor] = {}
+    for micro, batch in enumerate(micro_batches):
+        x = batch.to(acc.device)
+        torch.manual_seed(seed + micro)
+        with acc.accumulate(wrapped):
+            with acc.autocast():
+                out = wrapped(x)
+                loss, rec_loss, vel_loss = _losses(out, x, weights, commit_weight, velocity_weight)
+            acc.backward(loss)
+            if acc.sync_gradients and grad_clip is not None:
+                acc.clip_grad_norm_(wrapped.parameters(), grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        micro_terms = dict(loss=loss, rec=rec_loss, commit=out["commit_loss"], velocity=vel_loss,
+                           perplexity=out["perplexity"])
+        for key, value in micro_terms.items():
+            terms[key] = terms.get(key, 0.0) + value.detach().float() / len(micro_batches)
+    return terms
+
+
+def _column_weights(column_weights: np.ndarray | None, width: int, device: torch.device) -> Tensor | None:
+    """The per-column reconstruction weights as a tensor on `device` (None: all columns weigh 1)."""
+    if column_weights is None:
+        return None
+    weights = torch.as_tensor(np.asarray(column_weights, dtype=np.float32), device=device)
+    if weights.shape != (width,) or not bool((weights >= 0).all()) or float(weights.sum()) <= 0:
+        raise ValueError(f"column_weights must be {width} non-negative numbers, not all 0")
+    return weights
+
+
+def _losses(out: dict[str, Tensor], x: Tensor, weights: Tensor | None, commit_weight: float,
+            velocity_weight: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(total, reconstruction, velocity) losses of one batch: weighted SmoothL1 + commitment + velocity."""
+    rec = out["rec_pose"].float()
+    rec_loss = weighted_smooth_l1(rec, x, weights)
+    vel_loss = weighted_smooth_l1(velocity(rec), velocity(x), weights) if velocity_weight > 0 else rec.new_zeros(())
+    return rec_loss + commit_weight * out["commit_loss"] + velocity_weight * vel_loss, rec_loss, vel_loss
+
+
+def _final_errors(model: RVQVAE, history: list[dict[str, float]], val: Tensor | None,
+                  val_initial: dict[str, float]) -> dict[str, float]:
+    """The last logged training terms and the validation errors before and after training."""
+    metrics = {f"train_{k}": v for k, v in history[-1].items() if k not in ("step", "lr")} if history else {}
     if val is not None:
         metrics.update({f"val_{k}_initial": v for k, v in val_initial.items()})
         metrics.update({f"val_{k}": v for k, v in validation_errors(model, val).items()})

@@ -6,7 +6,7 @@ all four parts and conversion to SMPL-X. Full-size generator, GestureLSM-width R
 windows (`training.window: 384`, the full-size recommendation), the generation settings of params.yaml
 (default 2 steps, CFG 1.5). `--variants` time configurations side by side, repeats interleaved (round robin) so
 that load from other processes hits every variant alike; medians are reported. Writes JSON (default
-results/benchmarks/end_to_end.json) with the reference figures of issue 16 and each variant's ratio to GestureLSM
+results/benchmarks/end_to_end.json) with the reference figures below and each variant's ratio to GestureLSM
 MeanFlow's 23.1x end to end.
 """
 
@@ -34,7 +34,7 @@ from omniges.features.text import Vocabulary
 from omniges.inference import GenerationSettings, Omniges, resolve_dtype
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
 
-# issue 16, measured side by side on this machine kind (2 threads, batch 1, 60 s clip, random weights)
+# measured side by side on this machine kind (2 threads, batch 1, 60 s clip, random weights)
 REFERENCE = dict(
     gesture_lsm_end_to_end_meanflow=23.1,
     omniges_end_to_end_default_before=4.0,
@@ -46,7 +46,7 @@ REFERENCE = dict(
 )
 TARGET = REFERENCE["gesture_lsm_end_to_end_meanflow"]
 
-# `before`: the inference path as of issue 16 (WavLM float32, 30 s chunks, the mmdit package's block forward)
+# `before`: the unoptimised inference path (WavLM float32, 30 s chunks, the mmdit package's block forward)
 VARIANTS: dict[str, dict[str, Any]] = {
     "before": dict(wavlm_dtype="float32", chunk_s=30.0, fused=False),
     "wavlm_bf16": dict(chunk_s=30.0, fused=False),

@@ -1,4 +1,4 @@
-"""Does a trained A2G model answer real speech? The measures and targets of issue 15 item 5, on real BEAT2 clips.
+"""Does a trained A2G model answer real speech? Jaw, beat and movement measures on real BEAT2 clips.
 
     python benchmarks/real_speech.py [OUT.json] [--checkpoint results/models/a2g/model.pt] [--clips DIR] [--seeds 4]
 

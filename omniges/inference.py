@@ -222,7 +222,7 @@ class Omniges:
             source = self.payload["features"]["wavlm"]
             cfg = self.features_params.get("wavlm", {})
             random_init = _random_init_args(source)
-            # WavLM runs in the generator's dtype (bf16 where native: 2.4x faster, features within ~1%)
+            # WavLM runs in the generator's dtype (bf16 where native; design notes, "Inference speed")
             kwargs = dict(layer=cfg.get("layer", "mean"), dtype=resolve_dtype(self.settings.dtype, self.device),
                           device=self.device)
             if random_init:

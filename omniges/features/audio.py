@@ -250,7 +250,7 @@ class WavLMFeatures:
     """WavLM hidden states (one layer, or the mean of all layers) resampled to the motion frame rate.
 
     With an int `layer` only the encoder layers up to it run (layer 6 of 12 costs about half); `dtype` bfloat16
-    runs the model in bf16 (2.4x faster on a CPU with native bf16, the same features to ~1%). Long audio runs in
+    runs the model in bf16 (on a CPU with native bf16 much faster, features close to float32's). Long audio runs in
     `chunk_s` chunks with `overlap_s` context each side: attention is quadratic in the chunk length.
     `batch_chunks` equal-length chunks go through the model per call; the default batches 8 on an accelerator and
     runs one at a time on a CPU, where a batch of chunks is slower than the same chunks one by one (base size,

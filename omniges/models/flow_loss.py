@@ -92,7 +92,7 @@ class FlowLoss(RectifiedFlow):
             alone["text"] = max(p, self.a2g_text_dropout)
         drops = {streams[0]: drop_all} if len(streams) == 1 else {
             stream: drop_all | (rand((batch,), generator, device) < alone[stream]) for stream in streams}
-        if speaker:  # drawn last, so runs without speakers draw the same numbers as before
+        if speaker:  # drawn last: the condition drops draw the same numbers with or without speakers
             drops["speaker"] = drop_all | (rand((batch,), generator, device) < self.speaker_dropout)
         return drops
 

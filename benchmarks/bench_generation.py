@@ -30,9 +30,9 @@ from omniges.data.body import PART_NAMES, part_dim
 from omniges.data.store import write_json_atomic
 from omniges.inference import GenerationSettings, resolve_dtype
 from omniges.models.flow_sampler import FlowSampler
-from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
-from omniges.models.rvqvae import RVQVAE
+from omniges.tokenizer.processor import GestureProcessor
+from omniges.tokenizer.rvqvae import RVQVAE
 
 RVQVAE_SIZES = {"full": {}, "demo": dict(width=128, nb_code=256)}  # full: GestureLSM's; demo: params.yaml rvqvae
 

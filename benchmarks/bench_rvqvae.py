@@ -15,7 +15,7 @@ import torch
 
 from omniges.data.body import PART_NAMES, part_dim
 from omniges.data.store import write_json_atomic
-from omniges.models.rvqvae import RVQVAE
+from omniges.tokenizer.rvqvae import RVQVAE
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:

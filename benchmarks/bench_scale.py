@@ -120,7 +120,7 @@ def full_size_train_set(*, raw: bool = True):
 
 def full_size_shards(size: int, steps: int):
     """One process's batch indices of `steps` training steps at the full-size batch, as the trainer draws them."""
-    from omniges.training.train import StepShards
+    from omniges.training.trainer import StepShards
 
     return StepShards(start=0, stop=steps, size=size, batch_size=FULL_BATCH, seed=0, process=0, processes=1,
                       micro_steps=1)
@@ -180,8 +180,8 @@ def full_size_step_flops(workdir: Path) -> float:
     from omniges.data.dataset import collate
     from omniges.features.text import Vocabulary
     from omniges.models.flow_loss import FlowLoss
-    from omniges.models.gesture_processor import GestureProcessor
     from omniges.models.omniges_transformer import OmnigesTransformerModel
+    from omniges.tokenizer.processor import GestureProcessor
     from omniges.training.generator import make_loss_fn, model_config
     from omniges.training.losses import LossWeights
 

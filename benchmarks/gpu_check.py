@@ -36,8 +36,8 @@ from omniges.inference import GenerationSettings
 from omniges.models.flow_loss import FlowLoss
 from omniges.models.flow_sampler import FlowSampler
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
-from omniges.models.rvqvae import RVQVAE
-from omniges.training.rvqvae_train import train_rvqvae
+from omniges.tokenizer.rvqvae import RVQVAE
+from omniges.tokenizer.training import train_rvqvae
 
 FULL = dict(size="full", tokens=96, train_batch=16, memory_batches=(8, 32), train_steps=10, rvq_batch=256,
             rvq_width=512, rvq_steps=40, clip_seconds=60.0, a2g_batches=(1, 16), wavlm="base", wavlm_seconds=60.0,

@@ -43,8 +43,8 @@ from omniges.features.audio import (
 from omniges.features.text import TextEncoder, Vocabulary, frame_text_features, words_to_frames
 from omniges.models.flow import TASK_GENERATES
 from omniges.models.flow_sampler import FlowSampler
-from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
+from omniges.tokenizer.processor import GestureProcessor
 
 SILENCE_PEAK = 1e-4  # a wave whose peak is below this is silence: A2G then generates idle motion
 Words = list[tuple[str, float, float]]

@@ -88,7 +88,7 @@ def features(params: Params) -> dict[str, Any]:
 
 def rvqvae(params: Params, part: str) -> dict[str, Any]:
     """Train (or import) the RVQVAE of one body part -> results/rvqvae/<part>.pth + <part>.json."""
-    from omniges.training.tokenizer import build_tokenizer
+    from omniges.tokenizer.stage import build_tokenizer
 
     cfg = params.rvqvae
     out = Path("results/rvqvae")
@@ -113,7 +113,7 @@ def rvqvae(params: Params, part: str) -> dict[str, Any]:
 
 def cache_latents(params: Params) -> dict[str, Any]:
     """Encode every clip with the four part RVQVAEs -> data/cache/latents.lmdb (latents + codes)."""
-    from omniges.training.tokenizer import cache_latents as encode_all
+    from omniges.tokenizer.stage import cache_latents as encode_all
 
     device = _device(params)
     with _run("cache_latents", params, ("rvqvae",), device) as run:

@@ -95,8 +95,8 @@ def write_tiny_checkpoint(root: Path, *, experiment: str = "multitask", tasks: t
     from omniges.data.body import PART_NAMES, part_dim
     from omniges.features.text import Vocabulary
     from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
-    from omniges.models.rvqvae import RVQVAE
-    from omniges.training.train import save_checkpoint
+    from omniges.tokenizer.rvqvae import RVQVAE
+    from omniges.training.trainer import save_checkpoint
 
     torch.manual_seed(0)
     random.seed(0)

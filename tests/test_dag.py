@@ -97,7 +97,7 @@ def test_a_stage_depends_on_every_source_it_imports():
     from omniges.dag import STAGES, code_deps
 
     cache_latents, train, evaluate = code_deps("cache_latents"), code_deps("train"), code_deps("evaluate")
-    assert "omniges/training/tokenizer.py" in cache_latents  # where the stage's code lives (a lazy import)
+    assert "omniges/tokenizer/stage.py" in cache_latents  # where the stage's code lives (a lazy import)
     assert {"omniges/models/flow.py", "omniges/models/flow_loss.py"} <= set(train)
     assert "omniges/models/flow_sampler.py" not in train  # a sampler change does not retrain the generators
     assert "omniges/models/flow_sampler.py" in evaluate

@@ -85,7 +85,7 @@ def test_cuda_without_a_gpu_is_one_line_in_the_cli_and_the_stages(monkeypatch):
 
 
 def test_fp16_needs_a_gpu():
-    from omniges.training.train import make_accelerator
+    from omniges.training.trainer import make_accelerator
 
     with pytest.raises(DeviceError, match="fp16 needs a CUDA GPU"):
         make_accelerator("cpu", mixed_precision="fp16")

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("data", "features", "models", "training", "evaluation", "render", "export")
-ABOVE_DATA = ("features", "models", "training", "evaluation", "render", "export", "inference", "pipeline", "cli")
+PACKAGES = ("data", "features", "models", "tokenizer", "training", "evaluation", "render", "export")
+ABOVE_DATA = ("features", "models", "tokenizer", "training", "evaluation", "render", "export", "inference",
+              "pipeline", "cli")
 
 
 def module_name(path: Path) -> str:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from omniges.data.body import PART_NAMES, part_dim, split_parts
-from omniges.models.gesture_processor import GestureProcessor
-from omniges.models.rvqvae import RVQVAE
+from omniges.tokenizer.processor import GestureProcessor
+from omniges.tokenizer.rvqvae import RVQVAE
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from omniges.data import preprocess as pre
 from omniges.data.body import NUM_JOINTS, PART_JOINTS, PART_NAMES, split_parts
 from omniges.data.normalization import gesturelsm_part_stats
 from omniges.data.store import LmdbReader
-from omniges.models.gesture_processor import GestureProcessor
-from omniges.models.rvqvae import RVQVAE
-from omniges.training.tokenizer import build_tokenizer, cache_latents
+from omniges.tokenizer.processor import GestureProcessor
+from omniges.tokenizer.rvqvae import RVQVAE
+from omniges.tokenizer.stage import build_tokenizer, cache_latents
 
 ROOT = Path(__file__).parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

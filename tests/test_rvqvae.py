@@ -10,9 +10,9 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from omniges.models.rvqvae import RVQVAE, CheckpointMismatchError
-from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae, warmup_cosine, weighted_smooth_l1
-from omniges.training.tokenizer import column_weights
+from omniges.tokenizer.rvqvae import RVQVAE, CheckpointMismatchError
+from omniges.tokenizer.stage import column_weights
+from omniges.tokenizer.training import reconstruction_report, train_rvqvae, warmup_cosine, weighted_smooth_l1
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gesturelsm_rvqvae"
 SMALL_PARTS = ("upper", "lower_trans")

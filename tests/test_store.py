@@ -11,8 +11,8 @@ import torch
 from omniges.data.body import PART_NAMES
 from omniges.data.dataset import OmnigesDataset, WindowSource, collate, window_starts
 from omniges.data.store import CacheError, LmdbReader, LmdbWriter
-from omniges.models.rvqvae import RVQVAE
-from omniges.training.rvqvae_train import train_rvqvae
+from omniges.tokenizer.rvqvae import RVQVAE
+from omniges.tokenizer.training import train_rvqvae
 
 
 def record(frames: int, seed: int = 0) -> dict:
@@ -216,7 +216,7 @@ def test_resident_batches_equal_the_collated_items_and_train_the_same_steps(tmp_
     with pytest.raises(ValueError, match="data_on_device"):
         use_resident("sometimes", raw, torch.device("cpu"), 0.25)
 
-    from omniges.training.train import TrainConfig, Trainer
+    from omniges.training.trainer import TrainConfig, Trainer
 
     def loss_fn(model, batch, task, generator):  # audio frames -> gesture tokens, masked
         pred = model(batch["wavlm"].float().reshape(len(batch["clip_id"]), -1, 32))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from omniges.training.train import TrainConfig, Trainer, batch_indices, lr_lambda
+from omniges.training.trainer import TrainConfig, Trainer, batch_indices, lr_lambda
 
 
 class Toy(torch.utils.data.Dataset):

@@ -29,8 +29,8 @@ from omniges.data.resident import ResidentWindows, use_resident
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.features.text import Vocabulary
 from omniges.models.flow_loss import FlowLoss
-from omniges.models.gesture_processor import GestureProcessor
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel, count_parameters
+from omniges.tokenizer.processor import GestureProcessor
 from omniges.training.losses import (
     LossWeights,
     guard_finite,
@@ -38,7 +38,7 @@ from omniges.training.losses import (
     mfcc_l1,
     pose_space_losses,
 )
-from omniges.training.train import TrainConfig, Trainer, save_checkpoint
+from omniges.training.trainer import TrainConfig, Trainer, save_checkpoint
 
 log = logging.getLogger("omniges.generator")
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from omniges.data.body import PART_NAMES
 from omniges.models.flow_loss import masked_mse
-from omniges.models.gesture_processor import GestureProcessor
+from omniges.tokenizer.processor import GestureProcessor
 
 
 @dataclass(kw_only=True)

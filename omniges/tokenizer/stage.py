@@ -15,9 +15,9 @@ from omniges.data.dataset import WindowSource
 from omniges.data.normalization import gesturelsm_part_stats
 from omniges.data.store import LmdbReader, LmdbWriter, write_json_atomic
 from omniges.device import is_main_process
-from omniges.models.gesture_processor import GestureProcessor
-from omniges.models.rvqvae import RVQVAE
-from omniges.training.rvqvae_train import reconstruction_report, train_rvqvae
+from omniges.tokenizer.processor import GestureProcessor
+from omniges.tokenizer.rvqvae import RVQVAE
+from omniges.tokenizer.training import reconstruction_report, train_rvqvae
 
 log = logging.getLogger("omniges.tokenizer")
 

@@ -16,7 +16,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from omniges.data.body import PART_NAMES, merge_parts, split_parts
-from omniges.models.rvqvae import RVQVAE
+from omniges.tokenizer.rvqvae import RVQVAE
 
 
 def load_part_model(path: str | Path) -> RVQVAE:

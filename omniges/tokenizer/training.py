@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from omniges.data.body import joint_angle_error_deg, rot6d_to_axis_angle
 from omniges.data.dataset import WindowSource
-from omniges.models.rvqvae import RVQVAE, perplexity_of
+from omniges.tokenizer.rvqvae import RVQVAE, perplexity_of
 
 
 def warmup_cosine(step: int, *, steps: int, warmup_steps: int, min_ratio: float = 0.1) -> float:
@@ -114,7 +114,7 @@ def train_rvqvae(
     trains its shards of it; the codebook EMA sums the statistics of all processes. Deterministic for a seed on
     one device and thread count (torch and numpy RNGs are seeded here).
     """
-    from omniges.training.train import effective_batch, make_accelerator
+    from omniges.training.trainer import effective_batch, make_accelerator
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

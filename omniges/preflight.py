@@ -223,18 +223,15 @@ def scratch(folder: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def quiet(log_path: Path) -> Iterator[None]:
     """The stages' progress bars, tables and log lines go to `log_path`, not between the verdicts."""
-    logger = logging.getLogger("omniges")
-    level, handler = logger.level, logging.FileHandler(log_path)
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    logger.propagate = False
+    root = logging.getLogger()  # every library's records (omniges, absl, mlflow, ...) reach the root's handlers
+    handlers, handler = root.handlers[:], logging.FileHandler(log_path)
+    root.handlers = [handler]
     try:
         with open(log_path, "a") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = True
+        root.handlers = handlers
+        handler.close()
 
 
 def timed(fn: Callable[[], Any], threads: int, device: str) -> tuple[float, float, Any]:

@@ -165,3 +165,26 @@ def test_a_bad_params_file_is_one_line_in_the_cli(tmp_path, monkeypatch):
     assert result.exit_code == 1 and result.output.strip().splitlines() == [
         "Error: params.yaml: flow.cfg_dropout: Input should be a valid number, unable to parse string as a number "
         "(got 'abc')"]
+
+
+def test_library_defaults_are_params_yaml_values():
+    """The dataclasses the stages fill (trainer, loss weights, generation settings) default to params.yaml's values,
+    so code run without a params file behaves as the pipeline does. (The flow's dataclass keeps its own defaults:
+    they read checkpoints written before a key existed.)"""
+    import dataclasses
+
+    from omniges.inference import GenerationSettings
+    from omniges.training.losses import LossWeights
+    from omniges.training.trainer import TrainConfig
+
+    params = load_params(ROOT / "params.yaml")
+    a2g = params.training.experiment("a2g")
+    pairs = [(TrainConfig(), {**a2g, "steps": TrainConfig().steps, "tasks": a2g["tasks"]}),
+             (LossWeights(), params.training.loss.model_dump()),
+             (GenerationSettings(), params.generation.model_dump())]
+    for instance, values in pairs:
+        for field in dataclasses.fields(instance):
+            default, value = getattr(instance, field.name), values[field.name]
+            assert default == value or (isinstance(value, tuple) and tuple(default) == value), \
+                f"{type(instance).__name__}.{field.name}: default {default!r}, params.yaml {value!r}"
+        assert {f.name for f in dataclasses.fields(instance)} == set(values)

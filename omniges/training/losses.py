@@ -28,7 +28,7 @@ class LossWeights:
     reconstruction: float = 0.5
     velocity: float = 0.5
     acceleration: float = 0.25
-    latent_velocity: float = 0.0
+    latent_velocity: float = 0.3
 
 
 def masked_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:

@@ -36,18 +36,20 @@ LossFn = Callable[[torch.nn.Module, dict[str, Any], str, torch.Generator], dict[
 
 @dataclass
 class TrainConfig:
-    """Plain data: the `training` section of params.yaml for one experiment."""
+    """Plain data: the `training` section of params.yaml for one experiment (common settings, steps, tasks).
+
+    The defaults are params.yaml's (tests/test_config.py checks they agree)."""
 
     steps: int = 1000
     batch_size: int = 16
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    checkpoint_every: int = 500
-    val_every: int = 250
-    log_every: int = 25
+    ema_decay: float = 0.995
+    checkpoint_every: int = 200
+    val_every: int = 200
+    log_every: int = 20
     mixed_precision: str = "no"  # no | bf16 | fp16
     gradient_accumulation_steps: int = 1
     seed: int = 0

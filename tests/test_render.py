@@ -128,6 +128,17 @@ def test_mannequin_figure_is_a_skinned_body_on_a_floor() -> None:
     assert (aside < under).all()  # contact shadow (or the feet) under the body
 
 
+def test_figure_renders_the_same_in_another_thread() -> None:
+    """Each thread gets its own GL context (the web app renders in a worker thread after the main one has)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    poses = np.zeros((1, 165))
+    here = render_sequence(MannequinFigure(64, 64), poses)
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(lambda: render_sequence(MannequinFigure(64, 64), poses)).result()
+    np.testing.assert_array_equal(here, there)
+
+
 def test_render_body_is_the_mannequin_decimated_with_its_mouth() -> None:
     from omniges.data.skinned_body import default_body
     from omniges.render.figure import RENDER_KEEP, render_body

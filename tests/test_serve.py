@@ -113,7 +113,7 @@ def test_the_3d_viewer_served_by_the_app_loads_and_animates_the_glb(served, real
     page = re.search(r'src="/([^"]+)"', viewer_html(glb))[1]
     browser = ["chromium", "--headless", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
                "--enable-unsafe-swiftshader", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-               "--virtual-time-budget=15000", "--window-size=640,480", "--dump-dom", url + page]
+               "--virtual-time-budget=60000", "--window-size=640,480", "--dump-dom", url + page]
     dom = subprocess.run(browser, capture_output=True, text=True, timeout=120).stdout
     status = json.loads(re.search(r'<pre id="status">(.*?)</pre>', dom, re.S)[1])
     assert status["loaded"] and status["bones"] == 55, status

@@ -10,7 +10,7 @@ orthographic front view of `framing.Framing`, so every style frames a clip the s
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+import threading
 
 import numpy as np
 
@@ -100,9 +100,20 @@ class RasterError(RuntimeError):
     """No headless OpenGL here (Mesa's EGL missing)."""
 
 
-@lru_cache(maxsize=1)
+_THREAD = threading.local()
+
+
 def gl_context():
-    """The process's one headless OpenGL 3.3 context (EGL; Mesa's llvmpipe when there is no GPU)."""
+    """This thread's headless OpenGL 3.3 context (EGL; Mesa's llvmpipe when there is no GPU).
+
+    One per thread: an EGL context is current in one thread only (the web app renders in a worker thread).
+    """
+    if getattr(_THREAD, "context", None) is None:
+        _THREAD.context = _create_context()
+    return _THREAD.context
+
+
+def _create_context():
     import moderngl
 
     os.environ.setdefault("EGL_PLATFORM", "surfaceless")
@@ -111,7 +122,7 @@ def gl_context():
     except Exception as error:  # glcontext raises plain Exceptions for a missing libEGL or driver
         raise RasterError(f"no headless OpenGL (EGL): {error}; install libegl1 libegl-mesa0 libgl1-mesa-dri "
                           "(`make gl`)") from None
-    ctx.gc_mode = "auto"  # GL objects are freed with their Python objects
+    ctx.gc_mode = "context_gc"  # dead GL objects are freed by ctx.gc(), in the context's own thread
     return ctx
 
 
@@ -122,6 +133,7 @@ class GLRenderer:
                  background: tuple[int, int, int] = (236, 236, 232)) -> None:
         self.width, self.height, self.background = width, height, background
         ctx = self.ctx = gl_context()
+        ctx.gc()  # free earlier renderers' buffers
         samples = min(samples, ctx.max_samples)  # 0 by default: 4x MSAA triples llvmpipe's time per frame
         self._target = ctx.framebuffer(color_attachments=[ctx.renderbuffer((width, height), 4, samples=samples)],
                                      depth_attachment=ctx.depth_renderbuffer((width, height), samples=samples))

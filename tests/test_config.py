@@ -188,3 +188,16 @@ def test_library_defaults_are_params_yaml_values():
             assert default == value or (isinstance(value, tuple) and tuple(default) == value), \
                 f"{type(instance).__name__}.{field.name}: default {default!r}, params.yaml {value!r}"
         assert {f.name for f in dataclasses.fields(instance)} == set(values)
+
+
+def test_tokenizer_training_defaults_are_params_yaml_values():
+    import inspect
+
+    from omniges.tokenizer.training import train_rvqvae
+
+    train = load_params(ROOT / "params.yaml").rvqvae.train.model_dump()
+    signature = inspect.signature(train_rvqvae).parameters
+    shared = set(signature) & set(train)
+    assert shared >= {"batch_size", "lr", "warmup_steps", "commit_weight", "velocity_weight", "mixed_precision"}
+    for name in shared - {"steps"}:
+        assert signature[name].default == train[name], f"train_rvqvae({name}=...) vs rvqvae.train.{name}"

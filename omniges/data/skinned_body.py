@@ -131,6 +131,12 @@ def default_body() -> SkinnedBody:
     joints = to_smplx[np.asarray(figure._skin_joint_indices)].astype(np.uint16)  # noqa: SLF001 - its 4 influences
     weights = np.asarray(figure._skin_weights, dtype=np.float32)  # noqa: SLF001
     weights = weights / weights.sum(axis=1, keepdims=True)
+    for a in range(4):  # one influence per joint (its Hand joints map onto the wrists), unused slots on joint 0
+        for b in range(a + 1, 4):
+            same = joints[:, a] == joints[:, b]
+            weights[same, a] += weights[same, b]
+            weights[same, b] = 0.0
+    joints[weights == 0.0] = 0
     colors = np.tile(np.float32(WOOD), (len(vertices), 1))
     parts = figure._weights  # noqa: SLF001 - the joint balls are parts named joint_*
     for name, start, count in zip(parts.skin_part_names, parts.skin_part_vertex_starts,

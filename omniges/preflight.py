@@ -189,7 +189,8 @@ def survey_corpus(params: Params, *, read_all: bool, sample: int) -> tuple[Corpu
     if not corpus.seconds.get(params.evaluation.split):
         verdicts.append(Verdict("FAIL", "data", f"no readable {params.evaluation.split} clip: evaluate and render "
                                                 f"need one (evaluation.split)"))
-    return corpus, [c for c in readable if c in {e.clip_id for e in chosen}], verdicts
+    good = {split: [e for e in group if e.clip_id in readable] for split, group in by_split.items()}
+    return corpus, [e.clip_id for e in _sample(good, sample)], verdicts  # the timing sample, whatever was read
 
 
 def _sample(by_split: dict[str, list], size: int) -> list:
@@ -370,11 +371,17 @@ def measure(params_path: Path, params: Params, corpus: Corpus, clips: list[str],
                               size_mb(f"results/rvqvae/{part}.pth"), ("preprocess",),
                               how=f"{fixed:.0f} s + {steps_full} steps x {per:.3f} s"))
             echo(f"  measured rvqvae_{part:11s}{t:6.1f} s ({k2} steps)")
-        t, peak, _ = timed(lambda: pipeline.cache_latents(p), 2, device)
-        costs.append(Cost("cache_latents", t / sample_s * corpus.total_seconds, 2, peak,
+        times = []
+        for _ in range(2):  # cold (what a fresh process pays once), then warm: all of it per audio second
+            shutil.rmtree("data/cache/latents.lmdb", ignore_errors=True)  # else the writer resumes
+            t, peak, _ = timed(lambda: pipeline.cache_latents(p), 2, device)
+            times.append(t)
+        per = times[1] / sample_s
+        costs.append(Cost("cache_latents", times[0] - times[1] + per * corpus.total_seconds, 2, peak,
                           size_mb("data/cache/latents.lmdb") / sample_s * corpus.total_seconds,
-                          tuple(f"rvqvae_{q}" for q in PARTS), how=f"{t / sample_s * 3600:.0f} s per audio hour"))
-        echo(f"  measured cache_latents    {t:6.1f} s")
+                          tuple(f"rvqvae_{q}" for q in PARTS),
+                          how=f"{times[0] - times[1]:.0f} s + {per * 3600:.0f} s per audio hour"))
+        echo(f"  measured cache_latents    {_times(times)} (cold / warm)")
         fixed, per, peak, times = two_point(
             lambda k: pipeline.train_evaluator(at(evaluation__evaluator__steps=int(k))), k1, k2, 1, device)
         costs.append(Cost("train_evaluator", fixed + per * full.evaluation.evaluator.steps, 1, peak,

@@ -371,7 +371,7 @@ def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: f
 @click.option("--audio", default=None, type=click.Path(dir_okay=False), help="Sound track (any rate/channels).")
 @click.option("--out", required=True, help="Output video (.mp4).")
 @click.option("--smplx-model", default=None, type=click.Path(exists=True),
-              help="SMPL-X model .npz for a mesh instead of the built-in skeleton.")
+              help="SMPL-X model .npz: its mesh instead of the built-in skinned mannequin.")
 def render_cmd(motion: str, audio: str | None, out: str, smplx_model: str | None) -> None:
     """Render a BEAT2 / SMPL-X motion .npz to a video (with sound when --audio is given)."""
     out_path = _check_out(out, ".mp4")

@@ -439,7 +439,8 @@ def test_model_guidance_shifts_the_target_of_conditioned_flow_rows_only():
     cond = head(inputs, times)
     null = dict.fromkeys(("audio", "text", "speaker"), torch.ones(b, dtype=torch.bool))
     uncond = head(*condition_inputs("a2g", batch, null))
-    delta = guided._model_guidance(model, "a2g", batch, "gesture", times, cond, x_t, mask, None, t, step, flow_rows)
+    noised = dict(x_t=x_t, mask=mask, known=None, t=t, step=step)
+    delta = guided._model_guidance(model, "a2g", batch, "gesture", times, cond, noised, flow_rows=flow_rows)
     torch.testing.assert_close(delta[[0, 2]], 2.0 * (cond - uncond)[[0, 2]])
     assert not delta[[1, 3]].any() and (cond - uncond)[[0, 2]].abs().sum() > 0
 

@@ -190,8 +190,8 @@ class FlowLoss(RectifiedFlow):
         )
         head = out[VELOCITY_KEY[stream]]
         pred = self.velocity(head, x_t, t)
-        guide_delta = self._model_guidance(model, task, batch, stream, times, head, x_t, mask, known, t, step,
-                                           ~shortcut)
+        noised = dict(x_t=x_t, mask=mask, known=known, t=t, step=step)
+        guide_delta = self._model_guidance(model, task, batch, stream, times, head, noised, flow_rows=~shortcut)
         if exists(guide_delta):  # in velocity space: x-prediction's head is divided by the same 1 - t as the target
             target = target + (guide_delta if self.prediction == "velocity" else
                                guide_delta / self._remaining(t, x_t))
@@ -245,11 +245,12 @@ class FlowLoss(RectifiedFlow):
     @torch.no_grad()
     def _model_guidance(
         self, model: nn.Module, task: Task | None, batch: dict[str, Any], stream: str, times: dict[str, Tensor],
-        head: Tensor, x_t: Tensor, mask: Tensor, known: Tensor | None, t: Tensor, step: Tensor, flow_rows: Tensor,
+        head: Tensor, noised: dict[str, Any], *, flow_rows: Tensor,
     ) -> Tensor | None:
         """(w - 1) sg(head_cond - head_uncond) on the conditioned flow rows (zero elsewhere), or None without model
-        guidance for `task`. One more forward pass (no gradient), every condition dropped as CFG training drops
-        them."""
+        guidance for `task`. One more forward pass (no gradient) on the same noised stream (`noised`: x_t, mask,
+        known, t, step), every condition dropped as CFG training drops them."""
+        x_t, mask, known, t, step = (noised[key] for key in ("x_t", "mask", "known", "t", "step"))
         scale = self.model_guidance.get(task) if exists(task) else None
         if not exists(scale) or scale == 1.0 or not times:
             return None

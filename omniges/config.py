@@ -23,6 +23,8 @@ class Strict(BaseModel):
 class SyntheticParams(Strict):
     speakers: int = Field(4, ge=1, le=30)
     clips_per_speaker: int = Field(6, ge=4)
+    val_per_speaker: int = Field(1, ge=1)   # the last clips of each speaker: val, then test, then one additional
+    test_per_speaker: int = Field(1, ge=1)
     clip_seconds: float = Field(20.0, ge=4.0, le=600.0)
     seed: int = 0
     speech: Literal["formant", "espeak"] = "formant"

@@ -312,3 +312,13 @@ def test_espeak_syllables_are_read_off_the_voice() -> None:
     assert 0.3 < len(wave) / 16000 < 2.0 and np.abs(wave).max() > 0.1
     with pytest.raises(ValueError, match="speech"):
         syn.synthesize_clip(styles[0], seconds=4.0, speech="robot")
+
+
+def test_split_gives_each_speaker_its_val_and_test_clips_and_keeps_small_corpora_trainable():
+    from omniges.data.synthetic.corpus import _split
+
+    splits = [_split(k, 30, 6, 6) for k in range(30)]
+    assert splits.count("val") == 6 and splits.count("test") == 6 and splits.count("additional") == 1
+    assert splits[:17] == ["train"] * 17  # the first clips (same seeds) stay train whatever the tail
+    assert [_split(k, 20) for k in range(20)][-4:] == ["train", "val", "test", "additional"]
+    assert [_split(k, 2, 6, 6) for k in range(2)] == ["train", "test"]

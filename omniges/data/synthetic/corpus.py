@@ -120,9 +120,13 @@ def _write_textgrid(path: Path, words: Sequence[tuple[str, float, float]], durat
     path.write_text("\n".join(lines) + "\n")
 
 
-def _split(index: int, count: int) -> str:
-    """Per speaker the last clips are val, test and additional (as many as `count` allows), the rest train."""
-    tail = {1: [], 2: ["test"], 3: ["val", "test"]}.get(count, ["val", "test", "additional"])
+def _split(index: int, count: int, val: int = 1, test: int = 1) -> str:
+    """Per speaker the last clips are `val` val, `test` test and one additional (each as far as `count` leaves a
+    train clip), the rest train."""
+    test = min(test, max(0, count - 1))
+    val = min(val, max(0, count - 1 - test))
+    additional = 1 if count - val - test >= 2 else 0
+    tail = ["val"] * val + ["test"] * test + ["additional"] * additional
     position = index - (count - len(tail))
     return tail[position] if position >= 0 else "train"
 
@@ -154,6 +158,7 @@ def _replace_dir(tmp: Path, root: Path) -> None:
 def synthesize_corpus(
     root: Path, *, speakers: int = 4, clips_per_speaker: int = 8, clip_seconds: float = 20.0, seed: int = 0,
     vocabulary_size: int = len(VOCABULARY), progress: bool = False, speech: str = "formant",
+    val_per_speaker: int = 1, test_per_speaker: int = 1,
 ) -> dict[str, float]:
     """Write the corpus under `root` atomically (temp sibling, then rename); flat summary."""
     if not 5 <= vocabulary_size <= len(VOCABULARY):
@@ -179,7 +184,7 @@ def synthesize_corpus(
             clip = synthesize_clip(style, seconds=clip_seconds, seed=seed, index=k, vocabulary=vocabulary,
                                    speech=speech)
             write_clip(tmp, clip)
-            rows.append((clip.clip_id, _split(k, clips_per_speaker)))
+            rows.append((clip.clip_id, _split(k, clips_per_speaker, val_per_speaker, test_per_speaker)))
             summary["clips"] += 1
             summary[f"clips_{rows[-1][1]}"] += 1
             summary["seconds"] += clip.seconds

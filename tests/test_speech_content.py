@@ -53,3 +53,22 @@ def test_retrieval_finds_the_train_frames_of_train_motion():
     speech = [rng.normal(0, 1, (120, 16)) for _ in range(3)]
     retrieval = MotionToSpeechRetrieval(motions, speech)
     np.testing.assert_allclose(retrieval.predict(*motions[1]), speech[1], atol=1e-5)
+
+
+def test_word_retrieval_reads_train_words_back_from_their_motion():
+    from omniges.evaluation.retrieval import WordRetrieval
+
+    rng = np.random.default_rng(0)
+    shapes = {"big": rng.normal(0, 1, 265), "you": rng.normal(0, 1, 265), "the": rng.normal(0, 1, 265)}
+    clips = []
+    for _ in range(4):
+        words, frames, t = [], [], 0.0
+        for word in rng.choice(list(shapes), 12):
+            frames.append(np.repeat(shapes[word][None], 9, 0) + rng.normal(0, 0.05, (9, 265)))
+            words.append((str(word), t, t + 0.3))
+            t += 0.3
+        motion = np.concatenate(frames)
+        clips.append((motion[:, :165], motion[:, 165:], words))
+    retrieval = WordRetrieval(clips[:3])
+    poses, expressions, words = clips[3]
+    assert retrieval.predict(poses, expressions, words) == [w for w, _, _ in words]

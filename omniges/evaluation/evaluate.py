@@ -16,7 +16,7 @@ from omniges.evaluation import report
 from omniges.evaluation.evaluator import load_evaluator
 from omniges.evaluation.iconic import iconic_hit_ci, iconic_hit_rate, iconic_word_recall
 from omniges.evaluation.metrics import bootstrap_ci, word_f1
-from omniges.evaluation.retrieval import MotionToSpeechRetrieval
+from omniges.evaluation.retrieval import MotionToSpeechRetrieval, WordRetrieval
 from omniges.evaluation.speech_content import content_metrics
 from omniges.features.audio import SAMPLE_RATE, mfcc, mfcc_to_logmel
 from omniges.inference import Omniges
@@ -49,12 +49,13 @@ def train_motion_pool(clips: LmdbReader, size: int = 64, seed: int = 0) -> list[
 
 
 def train_speech_pool(clips: LmdbReader, size: int = 256, seed: int = 0) -> list[report.Motion]:
-    """Up to `size` train clips with their speech, drawn with a fixed seed: the retrieval baseline's corpus."""
+    """Up to `size` train clips with speech and words, drawn with a fixed seed: the retrieval baselines' corpus and
+    the unigram language model of the G2T chance rows."""
     keys = sorted(k for k, v in clips.meta["index"].items() if v["split"] in ("train", "additional"))
     chosen = sorted(np.random.default_rng(seed).permutation(len(keys))[:size])
     records = (clips[keys[i]] for i in chosen)
-    return [report.Motion(r["poses"], r["expressions"], None, r["audio"].astype(np.float32) / 32767.0, r["sr"])
-            for r in records]
+    return [report.Motion(r["poses"], r["expressions"], None, r["audio"].astype(np.float32) / 32767.0, r["sr"],
+                          list(r["words"])) for r in records]
 
 
 def train_mean_velocity(clips: LmdbReader, fps: int = 30) -> np.ndarray:
@@ -103,12 +104,6 @@ def _gesture_task(model: Omniges, task: str, refs: list[report.Motion], seed_fra
     return motions, {row: report.gesture_stats(refs, m, **kwargs) for row, m in motions.items()}
 
 
-def train_word_counts(clips: LmdbReader) -> Counter:
-    """Word counts of the train transcripts: the unigram language model of the chance rows."""
-    return Counter(word.lower() for key, info in clips.meta["index"].items()
-                   if info["split"] in ("train", "additional") for word, _, _ in clips[key]["words"])
-
-
 def _frequent_bag(counts: Counter, n: int) -> list[str]:
     """n words in the train corpus's proportions, most frequent first (the expected bag of an n-word transcript)."""
     total = sum(counts.values())
@@ -133,10 +128,12 @@ def _text_rows(hyps: list[list[tuple[str, float, float]]], truth: list[list[tupl
     return out if recall is None else {**out, "iconic_recall": recall}
 
 
-def _g2t_task(model: Omniges, ids: list[str], refs: list[report.Motion], counts: Counter, progress: bool,
+def _g2t_task(model: Omniges, ids: list[str], refs: list[report.Motion], train: list[report.Motion], progress: bool,
               boot: dict[str, int]) -> tuple[dict, dict]:
     """Free-running transcripts (no timing given) next to chance transcripts told the word count; the per-word
-    accuracy with the true timing stays as a diagnostic of the head."""
+    accuracy with the true timing stays as a diagnostic of the head. `nn_retrieval` reads each word from the train
+    words of the closest motion, told the timing: the ceiling of what the motion says about the words."""
+    counts = Counter(w.lower() for m in train for w, _, _ in m.words)
     keep = [i for i, m in enumerate(refs) if m.words]
     if not keep:
         return {}, {}
@@ -164,6 +161,12 @@ def _g2t_task(model: Omniges, ids: list[str], refs: list[report.Motion], counts:
             "random_clip": _text_rows([truth[j] for j in other], truth, ids),
             "frequent_words": _text_rows([_at_times(_frequent_bag(counts, len(t)), t) for t in truth], truth, ids),
             "unigram_sample": _text_rows(sample, truth, ids)}
+    retrieval = WordRetrieval([(m.poses, m.expressions, m.words) for m in train])
+    retrieved = [_at_times(retrieval.predict(m.poses, m.expressions, t), t) for m, t in zip(with_text, truth,
+                                                                                          strict=True)]
+    hits = [w == r for ret, t in zip(retrieved, truth, strict=True) for (w, _, _), (r, _, _) in zip(ret, t,
+                                                                                                  strict=True)]
+    rows["nn_retrieval"] = {**_text_rows(retrieved, truth, ids), "word_accuracy": float(np.mean(hits))}
     return rows, {"generated": bootstrap_ci(generated, len(with_text), **boot)}
 
 
@@ -208,10 +211,10 @@ def _g2a_task(model: Omniges, refs: list[report.Motion], train: list[report.Moti
 def evaluate_experiment(
     model: Omniges, *, cache_dir: str | Path, evaluator_path: str | Path, out_json: str | Path,
     mean_vel: np.ndarray | None = None, max_clips: int | None = None, progress: bool = True, split: str = "test",
-    seed_frames: int = 16, bootstrap: int = 1000, bootstrap_seed: int = 0,
+    seed_frames: int = 16, bootstrap: int = 1000, bootstrap_seed: int = 0, tasks: list[str] | None = None,
 ) -> dict[str, Any]:
     """Metrics JSON + markdown table + bar chart for each task of the checkpoint on one split's clips, next to
-    reference rows; generated rows carry 95% bootstrap CIs over the clips (`ci`)."""
+    reference rows; generated rows carry 95% bootstrap CIs over the clips (`ci`). `tasks`: a subset (sweeps)."""
     cache_dir, out_json = Path(cache_dir), Path(out_json)
     clips = LmdbReader(cache_dir / "clips.lmdb")
     reference = test_motions(clips, split)
@@ -231,7 +234,8 @@ def evaluate_experiment(
         f"seed {bootstrap_seed}", "wavlm_random_init": bool(model.payload["features"]["wavlm_random_init"])},
         "device": str(model.device), "tasks": {}, "ci": {}}
     gesture_rows: dict[str, dict[str, float]] = {}
-    for task in sorted(model.tasks):
+    speech_pool: list[report.Motion] = []  # train clips with speech, read when a text or audio task needs them
+    for task in sorted(set(model.tasks) & set(tasks or model.tasks)):
         rows: dict[str, dict[str, float]] = {}
         ci: dict[str, dict[str, list[float]]] = {}
         if task in ("a2g", "t2g"):
@@ -259,11 +263,13 @@ def evaluate_experiment(
                         if name in generated and bootstrap:
                             ci[name]["iconic_hit_rate"] = iconic_hit_ci(ids, poses, words, **boot)
         elif task == "g2t":
-            rows, ci = _g2t_task(model, list(reference), refs, train_word_counts(clips), progress, boot)
+            speech_pool = speech_pool or train_speech_pool(clips, seed=bootstrap_seed)
+            rows, ci = _g2t_task(model, list(reference), refs, speech_pool, progress, boot)
             if not rows:
                 continue
         elif task == "g2a":
-            rows, ci = _g2a_task(model, refs, train_speech_pool(clips, seed=bootstrap_seed), progress, boot)
+            speech_pool = speech_pool or train_speech_pool(clips, seed=bootstrap_seed)
+            rows, ci = _g2a_task(model, refs, speech_pool, progress, boot)
         ci = {row: bounds for row, bounds in ci.items() if bounds}
         results["tasks"][task], results["ci"][task] = rows, ci
         stem = out_json.with_suffix("")

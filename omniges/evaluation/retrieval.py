@@ -1,11 +1,15 @@
-"""The motion-to-speech ceiling: nearest-neighbour retrieval from real motion to the train corpus's speech.
+"""Ceilings of what motion carries: nearest-neighbour retrieval from real motion into the train corpus.
 
-For every frame of a clip's ground-truth motion the train frame with the most similar motion around it (pose and
-face, +-3 frames, standardised and PCA-reduced) is found and its speech frame taken. What this retrieval gets right
-about speech is carried by the motion; where it is at chance too, no G2A model can be expected to do better.
+G2A: for every frame of a clip's ground-truth motion the train frame with the most similar motion around it (pose
+and face, +-3 frames, standardised and PCA-reduced) is found and its speech frame taken. G2T: every word of the clip,
+told its timing, is read as the majority word of the train words whose motion over their interval is closest.
+What retrieval gets right is carried by the motion; where it is at chance too, no model can be expected to do
+better.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 
@@ -48,3 +52,48 @@ class MotionToSpeechRetrieval:
             distance = self.key_norms[None] - 2 * q @ self.keys.T
             out.append(self.values[distance.argmin(1)])
         return np.concatenate(out)
+
+
+WORD_SAMPLES = 8  # frames a word's motion is resampled to
+NEIGHBOURS = 5
+
+
+class WordRetrieval:
+    """Fit on train clips' (poses, expressions, timed words); `predict` a word for each timed word of new motion."""
+
+    def __init__(self, clips: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float, float]]]], fps: int = 30):
+        self.fps = fps
+        frames = [_frames(p, e) for p, e, _ in clips]
+        stacked = np.concatenate(frames)
+        self.mean, self.std = stacked.mean(0), stacked.std(0) + 1e-6
+        _, _, vt = np.linalg.svd((stacked[:: max(1, len(stacked) // 20000)] - self.mean) / self.std,
+                                 full_matrices=False)
+        self.basis = vt[:COMPONENTS].T
+        keys, self.labels = [], []
+        for f, (_, _, words) in zip(frames, clips, strict=True):
+            for word, start, end in words:
+                keys.append(self._describe(f, start, end))
+                self.labels.append(word.lower())
+        self.keys = np.stack(keys) if keys else np.zeros((0, WORD_SAMPLES * COMPONENTS), np.float32)
+        self.key_norms = (self.keys**2).sum(1)
+
+    def _describe(self, frames: np.ndarray, start: float, end: float) -> np.ndarray:
+        a = min(int(start * self.fps), len(frames) - 1)
+        b = min(max(a + 1, int(np.ceil(end * self.fps))), len(frames))
+        at = np.linspace(a, b - 1, WORD_SAMPLES).round().astype(int)
+        return (((frames[at] - self.mean) / self.std) @ self.basis).reshape(-1).astype(np.float32)
+
+    def predict(self, poses: np.ndarray, expressions: np.ndarray, words: list[tuple[str, float, float]]
+                ) -> list[str]:
+        """The retrieved word of each timed word (majority of the nearest train words, ties to the nearest)."""
+        if not len(self.keys):
+            return []
+        frames = _frames(poses, expressions)
+        out = []
+        for _, start, end in words:
+            query = self._describe(frames, start, end)
+            order = np.argsort(self.key_norms - 2 * self.keys @ query)[:NEIGHBOURS]
+            votes = Counter(self.labels[i] for i in order)
+            top = max(votes.values())
+            out.append(next(self.labels[i] for i in order if votes[self.labels[i]] == top))
+        return out

@@ -314,6 +314,7 @@ class GenerationParams(Strict):
     root_horizon_s: float = Field(10.0, ge=0)
     seed: int = 0
     speaker: int | None = None
+    g2t_word_bonus: float = 0.0
 
     @field_validator("guidance_interval")
     @classmethod

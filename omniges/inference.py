@@ -29,6 +29,7 @@ import torch
 from omniges.constants import FPS
 from omniges.data.body import PART_NAMES, bound_root_drift, split_parts
 from omniges.data.dataset import FRAMES_PER_TOKEN, pool_tokens
+from omniges.decoding import TimedWord, decode_words
 from omniges.device import native_bfloat16, resolve_device, to_device
 from omniges.export import write_bvh, write_fbx, write_glb, write_npz
 from omniges.features.audio import (
@@ -93,6 +94,7 @@ class GenerationSettings:
     seed: int = 0
     root_horizon_s: float = 10.0  # root x/z drift re-centred over this horizon (0 = plain integration)
     speaker: int | None = None  # default speaker id of A2G / T2G (one the checkpoint lists); None = unknown speaker
+    g2t_word_bonus: float = 0.0  # G2T decoding: log-probability added per word (> 0: more, shorter words)
 
     def __post_init__(self) -> None:
         if self.root_horizon_s < 0:
@@ -379,14 +381,22 @@ class Omniges:
         return torch.log_softmax(logits, dim=-1).cpu().numpy()
 
     def g2t(self, motion: dict[str, np.ndarray]) -> list[str]:
-        """SMPL-X motion -> the words it most likely accompanied (one per spoken span, silences dropped)."""
-        return self.transcript(self.g2t_log_probs(motion))
+        """SMPL-X motion -> the words it most likely accompanied, free-running (no word timing given)."""
+        return [w.word for w in self.g2t_words(motion)]
+
+    def g2t_words(self, motion: dict[str, np.ndarray]) -> list[TimedWord]:
+        """SMPL-X motion -> timed words (start and end in seconds), free-running."""
+        return self.timed_transcript(self.g2t_log_probs(motion))
+
+    def timed_transcript(self, log_probs: np.ndarray) -> list[TimedWord]:
+        """Per-token log-probabilities (from `g2t_log_probs`) -> timed words by segmental Viterbi decoding."""
+        return decode_words(log_probs, self.vocab.tokens, sil_id=self.vocab.SIL,
+                            first_word_id=len(self.vocab.SPECIALS), word_bonus=self.settings.g2t_word_bonus,
+                            seconds_per_token=self.config.frames_per_token / FPS)
 
     def transcript(self, log_probs: np.ndarray) -> list[str]:
-        """Per-token log-probabilities (from `g2t_log_probs`) -> words: argmax, repeats collapsed, silences dropped."""
-        ids = log_probs.argmax(-1).tolist()
-        collapsed = [i for k, i in enumerate(ids) if k == 0 or i != ids[k - 1]]
-        return self.vocab.decode(collapsed)
+        """Per-token log-probabilities (from `g2t_log_probs`) -> words."""
+        return [w.word for w in self.timed_transcript(log_probs)]
 
     def g2a(self, motion: dict[str, np.ndarray], *, seed: int | None = None, steps: int | None = None,
             guidance: float | None = None, waveform: bool = True) -> np.ndarray:

@@ -78,7 +78,11 @@ def test_every_stage_runs_and_the_cli_uses_its_outputs(workdir, monkeypatch):
             assert lo - 1e-4 * abs(lo) <= rows["generated"][key] <= hi + 1e-4 * abs(hi), (task, key)
     assert set(metrics["ci"]["a2g"]["generated_seeded"]) == set(metrics["ci"]["a2g"]["generated"])
     g2t = metrics["tasks"]["g2t"]
-    assert 0 <= g2t["generated"]["word_accuracy"] <= 1 and 0 <= g2t["most_frequent_word"]["word_accuracy"] <= 1
+    assert {"generated", "mismatched_motion", "random_clip", "frequent_words", "unigram_sample"} <= set(g2t)
+    assert 0 <= g2t["generated"]["word_accuracy"] <= 1 and 0 <= g2t["generated"]["word_f1"] <= 1
+    g2a = metrics["tasks"]["g2a"]
+    assert {"generated", "mismatched_motion", "nn_retrieval", "random_clip", "mean_audio"} <= set(g2a)
+    assert {"voicing_agreement", "openness_corr", "envelope_corr"} <= set(g2a["nn_retrieval"])
     assert "[" in Path("results/metrics/multitask_a2g.md").read_text()  # the table shows the intervals
     videos = pipeline.render(params, "multitask")
     assert len(videos) == 4 and all(v.stat().st_size > 0 for v in videos)

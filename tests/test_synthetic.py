@@ -322,3 +322,4 @@ def test_split_gives_each_speaker_its_val_and_test_clips_and_keeps_small_corpora
     assert splits[:17] == ["train"] * 17  # the first clips (same seeds) stay train whatever the tail
     assert [_split(k, 20) for k in range(20)][-4:] == ["train", "val", "test", "additional"]
     assert [_split(k, 2, 6, 6) for k in range(2)] == ["train", "test"]
+    assert [_split(k, 4, 6, 6) for k in range(4)] == ["train", "val", "test", "additional"]

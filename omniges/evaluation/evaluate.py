@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ from omniges.data.kinematics import mean_velocity
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.evaluation import report
 from omniges.evaluation.evaluator import load_evaluator
-from omniges.evaluation.iconic import iconic_hit_ci, iconic_hit_rate
-from omniges.evaluation.metrics import bootstrap_ci
+from omniges.evaluation.iconic import iconic_hit_ci, iconic_hit_rate, iconic_word_recall
+from omniges.evaluation.metrics import bootstrap_ci, word_f1
+from omniges.evaluation.retrieval import MotionToSpeechRetrieval, WordRetrieval
+from omniges.evaluation.speech_content import content_metrics
 from omniges.features.audio import SAMPLE_RATE, mfcc, mfcc_to_logmel
 from omniges.inference import Omniges
 
@@ -43,6 +46,16 @@ def train_motion_pool(clips: LmdbReader, size: int = 64, seed: int = 0) -> list[
     keys = sorted(k for k, v in clips.meta["index"].items() if v["split"] in ("train", "additional"))
     chosen = np.random.default_rng(seed).permutation(len(keys))[:size]
     return [report.Motion(clips[keys[i]]["poses"], clips[keys[i]]["expressions"]) for i in sorted(chosen)]
+
+
+def train_speech_pool(clips: LmdbReader, size: int = 256, seed: int = 0) -> list[report.Motion]:
+    """Up to `size` train clips with speech and words, drawn with a fixed seed: the retrieval baselines' corpus and
+    the unigram language model of the G2T chance rows."""
+    keys = sorted(k for k, v in clips.meta["index"].items() if v["split"] in ("train", "additional"))
+    chosen = sorted(np.random.default_rng(seed).permutation(len(keys))[:size])
+    records = (clips[keys[i]] for i in chosen)
+    return [report.Motion(r["poses"], r["expressions"], None, r["audio"].astype(np.float32) / 32767.0, r["sr"],
+                          list(r["words"])) for r in records]
 
 
 def train_mean_velocity(clips: LmdbReader, fps: int = 30) -> np.ndarray:
@@ -91,64 +104,117 @@ def _gesture_task(model: Omniges, task: str, refs: list[report.Motion], seed_fra
     return motions, {row: report.gesture_stats(refs, m, **kwargs) for row, m in motions.items()}
 
 
-def _g2t_task(model: Omniges, refs: list[report.Motion], progress: bool, boot: dict[str, int]) -> tuple[dict, dict]:
-    with_text = [m for m in refs if m.words]
-    if not with_text:
+def _frequent_bag(counts: Counter, n: int) -> list[str]:
+    """n words in the train corpus's proportions, most frequent first (the expected bag of an n-word transcript)."""
+    total = sum(counts.values())
+    share = [(w, n * c / total) for w, c in counts.most_common()]
+    bag = {w: int(x) for w, x in share}
+    for w, _ in sorted(share, key=lambda item: -(item[1] - int(item[1])))[: n - sum(bag.values())]:
+        bag[w] += 1
+    return [w for w, _ in share for _ in range(bag[w])]
+
+
+def _at_times(words: list[str], timing: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    return [(w, s, e) for w, (_, s, e) in zip(words, timing, strict=False)]
+
+
+def _text_rows(hyps: list[list[tuple[str, float, float]]], truth: list[list[tuple[str, float, float]]],
+               ids: list[str]) -> dict[str, float]:
+    """Free-running transcript metrics of timed hypotheses against timed references."""
+    text = [" ".join(w for w, _, _ in h) for h in hyps]
+    ref = [" ".join(w for w, _, _ in t) for t in truth]
+    out = {**report.text_metrics(text, ref), "word_f1": word_f1(text, ref)}
+    recall = iconic_word_recall(ids, hyps, truth)
+    return out if recall is None else {**out, "iconic_recall": recall}
+
+
+def _g2t_task(model: Omniges, ids: list[str], refs: list[report.Motion], train: list[report.Motion], progress: bool,
+              boot: dict[str, int]) -> tuple[dict, dict]:
+    """Free-running transcripts (no timing given) next to chance transcripts told the word count; the per-word
+    accuracy with the true timing stays as a diagnostic of the head. `nn_retrieval` reads each word from the train
+    words of the closest motion, told the timing: the ceiling of what the motion says about the words."""
+    counts = Counter(w.lower() for m in train for w, _, _ in m.words)
+    keep = [i for i, m in enumerate(refs) if m.words]
+    if not keep:
         return {}, {}
-    motions = [{"poses": m.poses, "trans": m.trans, "expressions": m.expressions} for m in with_text]
-    log_probs = [model.g2t_log_probs(m) for m in tqdm(motions, desc="evaluate g2t", disable=not progress)]
-    hyps = [" ".join(model.transcript(lp)) for lp in log_probs]
-    truth = [" ".join(w for w, _, _ in m.words) for m in with_text]
+    ids, with_text = [ids[i] for i in keep], [refs[i] for i in keep]
+    truth = [[(w.lower(), s, e) for w, s, e in m.words] for m in with_text]
+    log_probs = [model.g2t_log_probs({"poses": m.poses, "trans": m.trans, "expressions": m.expressions})
+                 for m in tqdm(with_text, desc="evaluate g2t", disable=not progress)]
+    hyps = [[(w.word, w.start, w.end) for w in model.timed_transcript(lp)] for lp in log_probs]
     other = [(i + 1) % len(with_text) for i in range(len(with_text))]  # another clip (a derangement)
-    common_id = len(model.vocab.SPECIALS) if len(model.vocab) > len(model.vocab.SPECIALS) else 0
-    common = model.vocab.tokens[common_id] if common_id else ""  # vocabularies are most-frequent first
+    rng = np.random.default_rng(boot["seed"])
+    vocab_words, freq = zip(*counts.items(), strict=True) if counts else ((), ())
+    sample = [_at_times(list(rng.choice(vocab_words, len(t), p=np.array(freq) / sum(freq))) if counts else [], t)
+              for t in truth]
 
     def generated(index: np.ndarray) -> dict[str, float]:
-        return {**report.text_metrics([hyps[i] for i in index], [truth[i] for i in index]),
+        return {**_text_rows([hyps[i] for i in index], [truth[i] for i in index], [ids[i] for i in index]),
                 "word_accuracy": _mean_accuracy([log_probs[i] for i in index], [with_text[i] for i in index],
                                                 model.vocab)}
 
-    rows = {"generated": generated(np.arange(len(with_text)))}
-    # random clip: another clip's transcript; its word accuracy is the model reading another clip's motion
-    rows["random_clip"] = {**report.text_metrics([truth[j] for j in other], truth),
-                           "word_accuracy": _mean_accuracy([log_probs[j] for j in other], with_text, model.vocab)}
-    always = np.full((1, len(model.vocab)), -np.inf)
-    always[0, common_id] = 0.0
-    rows["most_frequent_word"] = {
-        **report.text_metrics([" ".join([common] * len(m.words)) for m in with_text], truth),
-        "word_accuracy": _mean_accuracy([np.repeat(always, len(lp), 0) for lp in log_probs], with_text, model.vocab)}
+    rows = {"generated": generated(np.arange(len(with_text))),
+            # the model reading another clip's motion: what the transcript owes to the motion (condition ablation)
+            "mismatched_motion": {**_text_rows([hyps[j] for j in other], truth, ids),
+                                  "word_accuracy": _mean_accuracy([log_probs[j] for j in other], with_text,
+                                                                  model.vocab)},
+            "random_clip": _text_rows([truth[j] for j in other], truth, ids),
+            "frequent_words": _text_rows([_at_times(_frequent_bag(counts, len(t)), t) for t in truth], truth, ids),
+            "unigram_sample": _text_rows(sample, truth, ids)}
+    retrieval = WordRetrieval([(m.poses, m.expressions, m.words) for m in train])
+    retrieved = [_at_times(retrieval.predict(m.poses, m.expressions, t), t) for m, t in zip(with_text, truth,
+                                                                                          strict=True)]
+    hits = [w == r for ret, t in zip(retrieved, truth, strict=True) for (w, _, _), (r, _, _) in zip(ret, t,
+                                                                                                  strict=True)]
+    rows["nn_retrieval"] = {**_text_rows(retrieved, truth, ids), "word_accuracy": float(np.mean(hits))}
     return rows, {"generated": bootstrap_ci(generated, len(with_text), **boot)}
 
 
-def _g2a_task(model: Omniges, refs: list[report.Motion], progress: bool, boot: dict[str, int]) -> tuple[dict, dict]:
+def _g2a_task(model: Omniges, refs: list[report.Motion], train: list[report.Motion], progress: bool,
+              boot: dict[str, int]) -> tuple[dict, dict]:
+    """Generated speech against the clip's real speech: spectral distance, loudness envelope (rhythm) and content
+    (voicing, vowel openness, syllable rate); beside another clip's speech, the model reading another clip's motion
+    (mismatched) and the nearest-neighbour retrieval from the real motion (the ceiling of what motion carries)."""
     n_mfcc = model.config.mfcc_dim
     real, gen = [], []
     for m in tqdm(refs, desc="evaluate g2a", disable=not progress):
         coeffs = model.g2a({"poses": m.poses, "trans": m.trans, "expressions": m.expressions}, waveform=False)
         real.append(_logmel_of_wave(m.audio, len(coeffs), n_mfcc))
         gen.append(mfcc_to_logmel(coeffs))
-    shuffled = [np.resize(real[(i + 1) % len(real)], real[i].shape) for i in range(len(real))]
+    other = [(i + 1) % len(real) for i in range(len(real))]
+    shuffled = [np.resize(real[j], real[i].shape) for i, j in enumerate(other)]
+    mismatched = [np.resize(gen[j], real[i].shape) for i, j in enumerate(other)]
     mean_frame = np.concatenate(real).mean(0)
-    # per clip (DTW once per clip): the clip means of these are the generated row, and any resample's
-    per_clip = [{**report.audio_metrics([r], [g]), **{f"{k}_vs_other_clip": v for k, v in report.audio_metrics(
-                 [o], [g]).items() if k in ("mcd_dtw", "envelope_corr")}} for r, g, o in zip(real, gen, shuffled,
-                                                                                             strict=True)]
+    retrieval = MotionToSpeechRetrieval([(m.poses, m.expressions) for m in train],
+                                        [_logmel_of_wave(m.audio, len(m.poses), n_mfcc) for m in train])
+    retrieved = [retrieval.predict(m.poses, m.expressions)[: len(r)] for m, r in zip(refs, real, strict=True)]
 
-    def generated(index: np.ndarray) -> dict[str, float]:
-        return {k: float(np.mean([per_clip[i][k] for i in index])) for k in per_clip[0]}
+    def scored(candidates: list[np.ndarray]) -> list[dict[str, float]]:
+        return [{**report.audio_metrics([r], [g]), **content_metrics(r, g)}
+                for r, g in zip(real, candidates, strict=True)]
 
-    rows = {"generated": generated(np.arange(len(real))), "random_clip": report.audio_metrics(real, shuffled),
+    per_clip = scored(gen)  # per clip (DTW once per clip): the means of any resample of clips
+
+    def mean_of(clips: list[dict[str, float]], index: np.ndarray) -> dict[str, float]:
+        keys = sorted({k for i in index for k in clips[i]})
+        return {k: float(np.mean([clips[i][k] for i in index if k in clips[i]])) for k in keys}
+
+    everything = np.arange(len(real))
+    rows = {"generated": mean_of(per_clip, everything),
+            "mismatched_motion": mean_of(scored(mismatched), everything),
+            "nn_retrieval": mean_of(scored(retrieved), everything),
+            "random_clip": mean_of(scored(shuffled), everything),
             "mean_audio": report.audio_metrics(real, [np.repeat(mean_frame[None], len(r), 0) for r in real])}
-    return rows, {"generated": bootstrap_ci(generated, len(real), **boot)}
+    return rows, {"generated": bootstrap_ci(lambda index: mean_of(per_clip, index), len(real), **boot)}
 
 
 def evaluate_experiment(
     model: Omniges, *, cache_dir: str | Path, evaluator_path: str | Path, out_json: str | Path,
     mean_vel: np.ndarray | None = None, max_clips: int | None = None, progress: bool = True, split: str = "test",
-    seed_frames: int = 16, bootstrap: int = 1000, bootstrap_seed: int = 0,
+    seed_frames: int = 16, bootstrap: int = 1000, bootstrap_seed: int = 0, tasks: list[str] | None = None,
 ) -> dict[str, Any]:
     """Metrics JSON + markdown table + bar chart for each task of the checkpoint on one split's clips, next to
-    reference rows; generated rows carry 95% bootstrap CIs over the clips (`ci`)."""
+    reference rows; generated rows carry 95% bootstrap CIs over the clips (`ci`). `tasks`: a subset (sweeps)."""
     cache_dir, out_json = Path(cache_dir), Path(out_json)
     clips = LmdbReader(cache_dir / "clips.lmdb")
     reference = test_motions(clips, split)
@@ -168,7 +234,8 @@ def evaluate_experiment(
         f"seed {bootstrap_seed}", "wavlm_random_init": bool(model.payload["features"]["wavlm_random_init"])},
         "device": str(model.device), "tasks": {}, "ci": {}}
     gesture_rows: dict[str, dict[str, float]] = {}
-    for task in sorted(model.tasks):
+    speech_pool: list[report.Motion] = []  # train clips with speech, read when a text or audio task needs them
+    for task in sorted(set(model.tasks) & set(tasks or model.tasks)):
         rows: dict[str, dict[str, float]] = {}
         ci: dict[str, dict[str, list[float]]] = {}
         if task in ("a2g", "t2g"):
@@ -196,11 +263,13 @@ def evaluate_experiment(
                         if name in generated and bootstrap:
                             ci[name]["iconic_hit_rate"] = iconic_hit_ci(ids, poses, words, **boot)
         elif task == "g2t":
-            rows, ci = _g2t_task(model, refs, progress, boot)
+            speech_pool = speech_pool or train_speech_pool(clips, seed=bootstrap_seed)
+            rows, ci = _g2t_task(model, list(reference), refs, speech_pool, progress, boot)
             if not rows:
                 continue
         elif task == "g2a":
-            rows, ci = _g2a_task(model, refs, progress, boot)
+            speech_pool = speech_pool or train_speech_pool(clips, seed=bootstrap_seed)
+            rows, ci = _g2a_task(model, refs, speech_pool, progress, boot)
         ci = {row: bounds for row, bounds in ci.items() if bounds}
         results["tasks"][task], results["ci"][task] = rows, ci
         stem = out_json.with_suffix("")

@@ -67,3 +67,22 @@ def iconic_hit_ci(clip_ids: list[str], poses: list[np.ndarray], words: list[list
             rates.append(hits[index].sum() / counts[index].sum())
     tail = 50 * (1 - level)
     return [float(np.percentile(rates, tail)), float(np.percentile(rates, 100 - tail))]
+
+
+def iconic_word_recall(clip_ids: list[str], hyps: list[list[tuple[str, float, float]]],
+                       refs: list[list[tuple[str, float, float]]], tolerance_s: float = 0.25) -> float | None:
+    """G2T: share of the iconic-word occurrences of embedded-corpus clips whose gesture the transcript names: a
+    hypothesis word of the same iconic gesture (e.g. "huge" for "big": one gesture shows both) overlapping the
+    word's interval widened by `tolerance_s`. None when no clip has an iconic word."""
+    found = total = 0
+    for clip_id, hyp, ref in zip(clip_ids, hyps, refs, strict=True):
+        if _dominant_hand(clip_id) is None:
+            continue
+        for word, start, end in ref:
+            gesture = synthetic.ICONIC_WORDS.get(word.lower())
+            if gesture is None:
+                continue
+            total += 1
+            found += any(synthetic.ICONIC_WORDS.get(w.lower()) == gesture and s < end + tolerance_s
+                         and e > start - tolerance_s for w, s, e in hyp)
+    return found / total if total else None

@@ -211,6 +211,24 @@ def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
+def word_f1(hyps: Sequence[str], refs: Sequence[str]) -> float:
+    """Order-free word F1 pooled over the corpus: clipped bag-of-words matches per hypothesis (a word counts as often
+    as both its transcript and the reference hold it), precision over all hypothesis words, recall over all
+    reference words; 0 when either side is empty."""
+    from collections import Counter
+
+    matched = hyp_total = ref_total = 0
+    for hyp, ref in zip(hyps, refs, strict=True):
+        h, r = Counter(hyp.split()), Counter(ref.split())
+        matched += sum((h & r).values())
+        hyp_total += sum(h.values())
+        ref_total += sum(r.values())
+    if not matched:
+        return 0.0
+    precision, recall = matched / hyp_total, matched / ref_total
+    return 2 * precision * recall / (precision + recall)
+
+
 # ---------------------------------------------------------------- speech
 
 

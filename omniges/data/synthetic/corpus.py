@@ -122,10 +122,11 @@ def _write_textgrid(path: Path, words: Sequence[tuple[str, float, float]], durat
 
 
 def _split(index: int, count: int, val: int = 1, test: int = 1) -> str:
-    """Per speaker the last clips are `val` val, `test` test and one additional (each as far as `count` leaves a
-    train clip), the rest train."""
-    test = min(test, max(0, count - 1))
-    val = min(val, max(0, count - 1 - test))
+    """Per speaker the last clips are `val` val, `test` test and one additional, the rest train; val and test take
+    at most a third of a speaker's clips each (small corpora keep their train clips)."""
+    cap = max(1, (count - 1) // 3)
+    test = min(test, cap, count - 1)
+    val = min(val, cap, count - 1 - test)
     additional = 1 if count - val - test >= 2 else 0
     tail = ["val"] * val + ["test"] * test + ["additional"] * additional
     position = index - (count - len(tail))

@@ -34,9 +34,9 @@ ROW_LABELS = {
 # the gesture tasks' random clip is real motion from the corpus: a floor a perfect model reaches in expectation;
 # for text and audio it is another clip's transcript or sound: a mismatched condition, i.e. chance
 RANDOM_CLIP = {"gesture": "random train clip (floor)", "other": "another clip's (chance)"}
-ARROWS = {"fgd": "↓", "sync_z": "↑", "acc_l1": "↓", "vel_l1": "↓", "mcd": "↓",
-          "face_mse_expressions": "↓", "lvd_expressions": "↓", "iconic_hit": "↑", "word_accuracy": "↑",
-          "bleu": "↑", "rouge_l": "↑"}
+ARROWS = {"fgd": "↓", "sync_z": "↑", "acc_l1": "↓", "vel_l1": "↓", "face_mse_expressions": "↓",
+          "lvd_expressions": "↓", "iconic_hit_rate": "↑", "word_accuracy": "↑", "bleu": "↑", "rouge_l": "↑",
+          "mcd_dtw": "↓", "log_mel_l1": "↓", "envelope_corr": "↑"}
 SPEED_LABELS = {
     "after_model_guidance": "full size, WavLM mean of 12 layers",
     "after_model_guidance_layer6": "full size, WavLM layer 6 (the full-size recipe)",

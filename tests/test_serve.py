@@ -113,10 +113,11 @@ def test_the_3d_viewer_served_by_the_app_loads_and_animates_the_glb(served, real
     page = re.search(r'src="/([^"]+)"', viewer_html(glb))[1]
     browser = ["chromium", "--headless", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
                "--enable-unsafe-swiftshader", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-               "--virtual-time-budget=60000", "--window-size=640,480", "--dump-dom", url + page]
+               "--virtual-time-budget=15000", "--window-size=640,480", "--dump-dom", url + page]
     dom = subprocess.run(browser, capture_output=True, text=True, timeout=120).stdout
     status = json.loads(re.search(r'<pre id="status">(.*?)</pre>', dom, re.S)[1])
     assert status["loaded"] and status["bones"] == 55, status
     assert abs(status["duration"] - 89 / 30) < 1e-3
     assert status["moved_m"] > 0.01  # the left wrist is elsewhere mid-clip: the animation drives the skeleton
-    assert status["frames"] >= 2 and status["time"] > 0  # the page plays it (software WebGL: few frames)
+    assert status["ticks"] >= 30 and status["played"] > 1.0  # the page plays it (its 30 Hz animation clock)
+    assert status["wrist_max_m"] > 0.01  # and the joint moves while it plays

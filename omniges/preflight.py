@@ -471,12 +471,48 @@ def schedule(costs: list[Cost], cores: int, overhead_s: float) -> float:
     return now
 
 
-def process_overhead() -> float:
-    """Seconds a stage process spends importing before it works (each Snakemake job pays it)."""
+STARTUP_PROBE = """
+import torch, transformers, omniges.pipeline
+from omniges.tracking import stage_run
+with stage_run("preflight_probe", params={"probe": 1}, experiment="preflight", uri="sqlite:///probe.db") as run:
+    run.log_metrics({"probe": 1.0})
+"""
+CPU_PROBE = """
+import time, torch
+torch.set_num_threads(1)
+a = torch.randn(384, 384)
+start = time.perf_counter()
+for _ in range(1500):
+    a @ a
+print(time.perf_counter() - start)
+"""
+
+
+def _concurrently(code: str, copies: int, cwd: Path) -> list[tuple[float, str]]:
+    """(wall seconds, stdout) of `copies` Python processes running `code` at the same time."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch, mlflow, transformers, omniges.pipeline"], check=False,
-                   capture_output=True)
-    return time.perf_counter() - start
+    env = {**os.environ, "OMNIGES_TRACKING": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for _ in range(copies)]
+    outs = [proc.communicate()[0] for proc in procs]
+    wall = time.perf_counter() - start
+    return [(wall, out) for out in outs]
+
+
+def process_overhead(jobs: int, work: Path) -> tuple[float, float]:
+    """(seconds a stage process pays before it works, slowdown of `jobs` jobs computing side by side).
+
+    A job's start: imports and an MLflow run in a sqlite store, `jobs` of them starting at once, as Snakemake starts
+    them. The slowdown: a one-thread matrix loop run alone, then `jobs` copies at once (the DAG keeps `jobs` jobs
+    running; other load on the machine counts too).
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    copies = max(1, min(jobs, os.cpu_count() or 1))
+    _concurrently(STARTUP_PROBE, 1, work)  # creates the store: a run pays that once
+    start = _concurrently(STARTUP_PROBE, copies, work)[0][0]
+    alone = float(_concurrently(CPU_PROBE, 1, work)[0][1])
+    side_by_side = max(float(out) for _, out in _concurrently(CPU_PROBE, copies, work))
+    return start, max(1.0, side_by_side / alone)
 
 
 def slurm_verdicts(costs: list[Cost], params: Params, profile: Path) -> list[Verdict]:
@@ -547,15 +583,22 @@ def run_preflight(params_path: str | Path = "params.yaml", *, read_all: bool = F
         return _finish(verdicts, echo)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    overhead = process_overhead()
+    probes = Path(tempfile.mkdtemp(prefix="omniges-preflight-probe-"))
+    try:
+        overhead, slowdown = process_overhead(jobs, probes)
+    finally:
+        shutil.rmtree(probes, ignore_errors=True)
+    for cost in costs:
+        cost.seconds *= slowdown
     verdicts.append(Verdict("ok", "stages", f"every stage ran on the sample on {device}"))
     echo(verdicts[-1].line())
-    verdicts += _report(costs, params, corpus, jobs=jobs, overhead=overhead, device=device, echo=echo)
+    verdicts += _report(costs, params, corpus, jobs=jobs, overhead=overhead, slowdown=slowdown, device=device,
+                        echo=echo)
     return _finish(verdicts, echo)
 
 
-def _report(costs: list[Cost], params: Params, corpus: Corpus, *, jobs: int, overhead: float, device: str,
-            echo: Callable[[str], None]) -> list[Verdict]:
+def _report(costs: list[Cost], params: Params, corpus: Corpus, *, jobs: int, overhead: float, slowdown: float,
+            device: str, echo: Callable[[str], None]) -> list[Verdict]:
     echo(f"prediction for the whole run ({corpus.total_seconds / 3600:.2f} h of audio, {sum(corpus.clips.values())} "
          f"clips, {jobs} cores, on {device}):")
     echo(f"  {'stage':22s}{'time':>10s}{'peak MB':>10s}{'disk MB':>10s}  how")
@@ -569,9 +612,10 @@ def _report(costs: list[Cost], params: Params, corpus: Corpus, *, jobs: int, ove
          f"(caches and results {disk:.0f} MB + MLflow's artifact copies {mlflow_mb:.0f} MB)")
     echo("  assumptions: per-step and per-second costs as timed on the sample here (other load on this machine "
          "inflates them); fixed costs (building models, one validation and checkpoint) do not grow with the corpus; "
-         f"each job also pays {overhead:.1f} s of process start (imports); caches grow with audio seconds; peak "
-         "memory is the sample's (training memory is O(batch)" + (", plus the training split held on the GPU"
-                                                                   if device.startswith("cuda") else "") + ")")
+         f"each job also pays {overhead:.1f} s of process start (imports, MLflow run; {jobs} starting at once); "
+         f"jobs side by side compute {slowdown:.2f}x slower than alone (times above include it); caches grow with "
+         "audio seconds; peak memory is the sample's (training memory is O(batch)"
+         + (", plus the training split held on the GPU" if device.startswith("cuda") else "") + ")")
     verdicts = []
     free = shutil.disk_usage(Path.cwd()).free / 2**20
     level = "ok" if free > 1.2 * (disk + mlflow_mb) else "FAIL"
@@ -587,7 +631,8 @@ def _report(costs: list[Cost], params: Params, corpus: Corpus, *, jobs: int, ove
         echo(v.line())
     Path("results").mkdir(exist_ok=True)
     prediction = {"wall_seconds": wall, "work_seconds": serial, "jobs": jobs, "device": device,
-                  "process_overhead_s": overhead, "audio_hours": corpus.total_seconds / 3600,
+                  "process_overhead_s": overhead, "parallel_slowdown": slowdown,
+                  "audio_hours": corpus.total_seconds / 3600,
                   "stages": [c.__dict__ for c in costs]}
     Path("results/preflight.json").write_text(json.dumps(prediction, indent=1, default=list))
     return verdicts

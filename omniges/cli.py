@@ -218,7 +218,16 @@ def _require_file(path: str, option: str, what: str) -> Path:
     return found
 
 
-def _require_checkpoint(checkpoint: str) -> None:
+def _require_checkpoint(checkpoint: str, device: str | None = None) -> None:
+    """The checkpoint exists, and a CUDA device asked for is there (torch is imported only to check CUDA)."""
+    name = _device(device)
+    if name.startswith("cuda"):
+        from omniges.device import DeviceError, resolve_device
+
+        try:
+            resolve_device(name)
+        except DeviceError as error:
+            raise click.ClickException(str(error)) from None
     if not Path(checkpoint).is_file():
         raise click.ClickException(f"{checkpoint}: no trained model. Train one with `snakemake -j2 train_multitask` "
                                    "(or `make demo`), or pass --checkpoint")
@@ -295,7 +304,7 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
     _require_file(audio, "--audio", "audio file")
     if textgrid:
         _require_file(textgrid, "--textgrid", "TextGrid file")
-    _require_checkpoint(checkpoint)
+    _require_checkpoint(checkpoint, device)
     _check_blender(fbx)
     from omniges.features.audio import SAMPLE_RATE, AudioError
     from omniges.inference import a2g_to_files, load_speech
@@ -341,7 +350,7 @@ def transcribe(motion: str, checkpoint: str, steps: int | None, guidance: float 
                device: str | None) -> None:
     """G2T: the words a gesture sequence most likely accompanied."""
     _require_file(motion, "--motion", "motion file")
-    _require_checkpoint(checkpoint)
+    _require_checkpoint(checkpoint, device)
     model = _model(checkpoint, steps, guidance, seed, device)
     click.echo(" ".join(model.g2t(_read_motion(motion))))
 
@@ -357,7 +366,7 @@ def voice(motion: str, out: str, checkpoint: str, steps: int | None, guidance: f
 
     out_path = _check_out(out, ".wav")
     _require_file(motion, "--motion", "motion file")
-    _require_checkpoint(checkpoint)
+    _require_checkpoint(checkpoint, device)
     model = _model(checkpoint, steps, guidance, seed, device)
     wave = model.g2a(_read_motion(motion))
     tmp = out_path.with_name(out_path.name + ".tmp.wav")

@@ -100,6 +100,8 @@ class RvqvaeTrainParams(Strict):
     commit_weight: float = Field(0.02, ge=0)
     velocity_weight: float = Field(0.1, ge=0)
     jaw_weight: float = Field(3.0, ge=0)
+    mouth_weight: float = Field(3.0, ge=0)
+    mouth_expressions: int = Field(10, ge=0, le=100)
     seed: int = 0
 
 

@@ -100,6 +100,8 @@ class RvqvaeTrainParams(Strict):
     commit_weight: float = Field(0.02, ge=0)
     velocity_weight: float = Field(0.1, ge=0)
     jaw_weight: float = Field(3.0, ge=0)
+    mouth_weight: float = Field(3.0, ge=0)
+    mouth_expressions: int = Field(10, ge=0, le=100)
     seed: int = 0
 
 
@@ -252,7 +254,7 @@ class TrainingCommonParams(Strict):
     grad_clip: float = Field(1.0, ge=0)  # 0 = no clipping
     ema_decay: float = Field(0.995, ge=0, lt=1)
     checkpoint_every: int = Field(200, ge=1)
-    val_every: int = Field(200, ge=1)
+    val_every: int = Field(100, ge=1)
     log_every: int = Field(20, ge=1)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -304,7 +306,7 @@ class GenerationParams(Strict):
 
     steps: int = Field(2, ge=1)
     guidance: float = Field(1.5, ge=0)
-    task_guidance: dict[GuidedTask, float] = {"t2g": 4.0}
+    task_guidance: dict[GuidedTask, float] = {"t2g": 6.0}
     solver: Literal["euler", "heun"] = "euler"
     guidance_interval: tuple[float, float] = (0.0, 1.0)
     cfg_batch: bool | Literal["auto"] = "auto"

@@ -85,7 +85,7 @@ class GenerationSettings:
     dtype: str = "auto"  # generator weights: auto (bfloat16 where computed natively) | float32 | bfloat16
     steps: int = 2
     guidance: float = 1.5
-    task_guidance: dict[str, float] = field(default_factory=lambda: {"t2g": 4.0})  # per-task overrides of guidance
+    task_guidance: dict[str, float] = field(default_factory=lambda: {"t2g": 6.0})  # per-task overrides of guidance
     solver: str = "euler"
     guidance_interval: tuple[float, float] = (0.0, 1.0)  # CFG only at steps starting at lo <= t < hi
     cfg_batch: str = "auto"  # both CFG branches in one batched call: auto (on a GPU) | true | false

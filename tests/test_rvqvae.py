@@ -314,6 +314,14 @@ def test_jaw_weight_applies_to_the_face_jaw_columns_only() -> None:
     assert column_weights("face", face_jaw=True, jaw_weight=1.0) is None
 
 
+def test_mouth_weight_applies_to_the_leading_expressions_with_or_without_the_jaw() -> None:
+    weights = column_weights("face", face_jaw=True, jaw_weight=2.0, mouth_weight=3.0, mouth_expressions=10)
+    assert (weights[:10] == 3).all() and (weights[10:100] == 1).all() and (weights[100:] == 2).all()
+    flame_only = column_weights("face", face_jaw=False, jaw_weight=2.0, mouth_weight=3.0, mouth_expressions=4)
+    assert flame_only.shape == (100,) and (flame_only[:4] == 3).all() and (flame_only[4:] == 1).all()
+    assert column_weights("hands", face_jaw=True, jaw_weight=2.0, mouth_weight=3.0, mouth_expressions=10) is None
+
+
 def test_a_weighted_column_is_reconstructed_better_than_unweighted() -> None:
     """Eleven columns of unlearnable noise beside one small learnable one: weighting that column lets the
     tokenizer spend its capacity there, as the face's jaw needs beside 100 expression coefficients."""

@@ -51,15 +51,20 @@ def part_normalization(
     return stats[f"{part}_mean"], stats[f"{part}_std"], "corpus"
 
 
-def column_weights(part: str, *, face_jaw: bool, jaw_weight: float) -> np.ndarray | None:
-    """Reconstruction-loss weight per input column: the face's 6 jaw columns count `jaw_weight` times an
-    expression's; None (plain mean) for every other part or weight 1. The jaw is one joint beside 100 expression
-    coefficients: unweighted, a small tokenizer spends its capacity on the expressions and flattens the jaw."""
-    if part != "face" or not face_jaw or jaw_weight == 1.0:
+def column_weights(part: str, *, face_jaw: bool, jaw_weight: float, mouth_weight: float = 1.0,
+                   mouth_expressions: int = 0) -> np.ndarray | None:
+    """Reconstruction-loss weight per input column of the face: the jaw's 6 columns count `jaw_weight` times an
+    expression's, the first `mouth_expressions` FLAME coefficients `mouth_weight` times; None (plain mean) for every
+    other part or all weights 1. Standardised, the slow upper-face coefficients outnumber the few that move with
+    the syllables: unweighted, a small tokenizer spends its capacity on them and smooths the mouth away, and what
+    the tokenizer drops no generator can read (G2T, G2A) or write (A2G's mouth)."""
+    if part != "face":
         return None
     weights = np.ones(part_dim(part, face_jaw=face_jaw), np.float32)
-    weights[EXPRESSION_DIM:EXPRESSION_DIM + 6] = jaw_weight
-    return weights
+    weights[:mouth_expressions] = mouth_weight
+    if face_jaw:
+        weights[EXPRESSION_DIM:EXPRESSION_DIM + 6] = jaw_weight
+    return None if np.all(weights == 1.0) else weights
 
 
 def build_tokenizer(
@@ -86,7 +91,9 @@ def build_tokenizer(
         log.info("rvqvae_%s: imported %s", part, import_path)
     else:
         settings = dict(train)
-        weights = column_weights(part, face_jaw=face_jaw, jaw_weight=float(settings.pop("jaw_weight", 1.0)))
+        weights = column_weights(part, face_jaw=face_jaw, jaw_weight=float(settings.pop("jaw_weight", 1.0)),
+                                 mouth_weight=float(settings.pop("mouth_weight", 1.0)),
+                                 mouth_expressions=int(settings.pop("mouth_expressions", 0)))
         metrics = train_rvqvae(net, windows["train"], windows["val"], log_fn=log_fn, progress=progress,
                                device=device, column_weights=weights, **settings)
     if not is_main_process():

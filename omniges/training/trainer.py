@@ -48,7 +48,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.995
     checkpoint_every: int = 200
-    val_every: int = 200
+    val_every: int = 100
     log_every: int = 20
     mixed_precision: str = "no"  # no | bf16 | fp16
     gradient_accumulation_steps: int = 1

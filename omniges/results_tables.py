@@ -119,6 +119,8 @@ def load_published(folder: Path = PUBLISHED) -> dict[str, dict[str, Any]]:
 def readme_block(published: dict[str, dict[str, Any]], bench: dict[str, Any] | None) -> str:
     """The README's tables: each task from its own single-task model, values only (intervals: docs/results.md)."""
     lines = [BEGIN]
+    if not any(task in metrics.get("tasks", {}) for metrics in published.values() for task in TASKS):
+        lines += ["", "No published run yet: `make demo`, then `omniges report` puts its metrics here."]
     for task in TASKS:
         metrics = published.get(task)
         if metrics is None or task not in metrics.get("tasks", {}):

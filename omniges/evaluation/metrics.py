@@ -77,8 +77,11 @@ def fgd_eig(real_latents: np.ndarray, gen_latents: np.ndarray) -> float:
     if len(a) <= a.shape[1]:  # S1 S2 = A'A B'B has the nonzero eigenvalues of the small symmetric (AB')(AB')'
         products = a @ b.T
         eigen = np.linalg.eigvalsh(products @ products.T)
-    else:
-        eigen = np.linalg.eigvals((a.T @ a) @ (b.T @ b)).real
+    else:  # S1 S2 has the eigenvalues of the symmetric L' S2 L, S1 = L L' (Cholesky, a negligible jitter)
+        s1 = a.T @ a
+        jitter = 1e-12 * max(float(np.trace(s1)), 1e-300) / len(s1)
+        lower = np.linalg.cholesky(s1 + jitter * np.eye(len(s1)))
+        eigen = np.linalg.eigvalsh(lower.T @ (b.T @ b) @ lower)
     root = np.sqrt(np.clip(eigen, 0, None)).sum()
     return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * root)
 

@@ -13,22 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-TASKS = ("a2g", "t2g", "g2t", "g2a")
-HEADLINE = {  # metric: (higher is better, reference rows shown beside it)
-    "a2g": {"sync_z": (True, ("ground_truth", "random_clip")), "fgd": (False, ("random_clip",)),
-            "l1div": (True, ("ground_truth", "random_clip"))},
-    "t2g": {"iconic_hit_rate": (True, ("ground_truth", "random_clip")), "fgd": (False, ("random_clip",)),
-            "sync_z": (True, ("ground_truth", "random_clip"))},
-    "g2t": {"word_f1": (True, ("mismatched_motion", "random_clip", "frequent_words", "unigram_sample")),
-            "bleu": (True, ("mismatched_motion", "random_clip", "frequent_words", "unigram_sample")),
-            "iconic_recall": (True, ("mismatched_motion", "random_clip", "unigram_sample")),
-            "word_accuracy": (True, ("mismatched_motion",))},
-    "g2a": {"envelope_corr": (True, ("mismatched_motion", "random_clip", "nn_retrieval")),
-            "voicing_agreement": (True, ("mismatched_motion", "random_clip", "nn_retrieval")),
-            "openness_corr": (True, ("mismatched_motion", "random_clip", "nn_retrieval")),
-            "syllable_rate_corr": (True, ("mismatched_motion", "random_clip", "nn_retrieval")),
-            "mcd_dtw": (False, ("mismatched_motion", "random_clip", "nn_retrieval"))},
-}
+from omniges.results_tables import HEADLINE, REFERENCE_ROWS, TASKS
+
 CHANCE_ROWS = {"g2t": ("random_clip", "frequent_words", "unigram_sample")}
 
 
@@ -72,6 +58,7 @@ def summarise(metrics_dir: Path) -> dict:
             model = "single" if experiment == task else "multitask"
             entry["models"][model] = {m: {"value": rows["generated"].get(m), "ci": ci.get("generated", {}).get(m)}
                                       for m in HEADLINE[task] if m in rows["generated"]}
+            entry["reference_rows"] = REFERENCE_ROWS[task]
             checks = targets(task, rows)
             for name in list(checks):
                 if name.endswith("above mismatched CI"):

@@ -30,13 +30,26 @@ ROW_LABELS = {
     "mean_pose": "mean pose (chance)",
     "mean_audio": "mean spectrum (chance)",
     "most_frequent_word": "most frequent word (chance)",
+    "mismatched_motion": "the model reading another clip's motion (chance)",
+    "frequent_words": "frequent words, told the word count (chance)",
+    "unigram_sample": "unigram sample, told the word count (chance)",
+    "nn_retrieval": "retrieval from the real motion (ceiling)",
 }
+# each task's headline metrics: what the task is for (the four-tasks table compares models on these)
+HEADLINE = {"a2g": ("sync_z", "fgd", "l1div"), "t2g": ("iconic_hit_rate", "fgd", "l1div"),
+            "g2t": ("iconic_recall", "word_f1", "bleu", "word_accuracy"),
+            "g2a": ("openness_corr", "tilt_corr", "syllable_rate_corr", "envelope_corr", "mcd_dtw")}
+# the rows each headline metric is read against: floors and ceilings for gesture, chance and ceiling otherwise
+REFERENCE_ROWS = {"a2g": ("ground_truth", "random_clip"), "t2g": ("ground_truth", "random_clip"),
+                  "g2t": ("mismatched_motion", "random_clip", "frequent_words", "unigram_sample", "nn_retrieval"),
+                  "g2a": ("mismatched_motion", "random_clip", "nn_retrieval")}
 # the gesture tasks' random clip is real motion from the corpus: a floor a perfect model reaches in expectation;
 # for text and audio it is another clip's transcript or sound: a mismatched condition, i.e. chance
 RANDOM_CLIP = {"gesture": "random train clip (floor)", "other": "another clip's (chance)"}
 ARROWS = {"fgd": "↓", "sync_z": "↑", "acc_l1": "↓", "vel_l1": "↓", "face_mse_expressions": "↓",
           "lvd_expressions": "↓", "iconic_hit_rate": "↑", "word_accuracy": "↑", "bleu": "↑", "rouge_l": "↑",
-          "mcd_dtw": "↓", "log_mel_l1": "↓", "envelope_corr": "↑"}
+          "mcd_dtw": "↓", "log_mel_l1": "↓", "envelope_corr": "↑", "word_f1": "↑", "iconic_recall": "↑",
+          "voicing_agreement": "↑", "tilt_corr": "↑", "openness_corr": "↑", "syllable_rate_corr": "↑"}
 SPEED_LABELS = {
     "after_model_guidance": "full size, WavLM mean of 12 layers",
     "after_model_guidance_layer6": "full size, WavLM layer 6 (the full-size recipe)",
@@ -116,6 +129,31 @@ def load_published(folder: Path = PUBLISHED) -> dict[str, dict[str, Any]]:
     return {name: found[name] for name in (*EXPERIMENTS, *sorted(set(found) - set(EXPERIMENTS))) if name in found}
 
 
+def four_tasks_table(published: dict[str, dict[str, Any]]) -> list[str]:
+    """Each task's headline metrics from its single-task model and from the multitask model (95% intervals),
+    beside the task's floor / chance / ceiling rows; empty without a multitask run."""
+    multitask = published.get("multitask", {}).get("tasks", {})
+    if not multitask:
+        return []
+    lines = ["| task · metric | single-task model | multitask model | reference rows |", "|---|---|---|---|"]
+    for task in TASKS:
+        single = published.get(task, {})
+        if task not in multitask:
+            continue
+        for key in HEADLINE[task]:
+            cells = []
+            for metrics in (single, published["multitask"]):
+                row = metrics.get("tasks", {}).get(task, {}).get("generated", {})
+                bounds = metrics.get("ci", {}).get(task, {}).get("generated", {}).get(key)
+                cells.append(number(row.get(key)) + (f" [{number(bounds[0])}, {number(bounds[1])}]" if bounds
+                                                     else "") if key in row else "—")
+            rows = multitask[task]
+            refs = "; ".join(f"{row_label(task, r)} {number(rows[r][key])}" for r in REFERENCE_ROWS[task]
+                             if key in rows.get(r, {}))
+            lines.append(f"| {task.upper()} · {key} {ARROWS.get(key, '')} | {cells[0]} | {cells[1]} | {refs} |")
+    return lines
+
+
 def readme_block(published: dict[str, dict[str, Any]], bench: dict[str, Any] | None) -> str:
     """The README's tables: each task from its own single-task model, values only (intervals: docs/results.md)."""
     lines = [BEGIN]
@@ -126,6 +164,11 @@ def readme_block(published: dict[str, dict[str, Any]], bench: dict[str, Any] | N
         if metrics is None or task not in metrics.get("tasks", {}):
             continue
         lines += ["", caption(task, task, metrics), "", *task_table(task, metrics, intervals=False)]
+    four = four_tasks_table(published)
+    if four:
+        lines += ["", "**One model, four tasks**: what each task is for, single-task models against the multitask "
+                  "model (each trained at its budget in `training.experiments`; the multitask model's steps are "
+                  "shared by the four tasks), 95% intervals:", "", *four]
     if bench:
         lines += ["", *speed_table(bench)]
     return "\n".join([*lines, "", END])
@@ -137,7 +180,8 @@ def results_page(published: dict[str, dict[str, Any]], bench: dict[str, Any] | N
              "published demo run) and `results/benchmarks/end_to_end.json`; do not edit by hand. Each cell is the "
              "value and its 95% bootstrap interval over the evaluated clips. The random train clip is real motion "
              "from the corpus: a floor that a perfect model reaches in expectation, not chance; chance rows are "
-             "the mean pose, the mean spectrum, the most frequent word and another clip's transcript or audio."]
+             "the mean pose, the mean spectrum, the model reading another clip's motion, frequent words and another "
+             "clip's transcript or audio; the ceiling rows retrieve words or speech from the real motion."]
     for experiment, metrics in published.items():
         lines += ["", f"## {experiment}"]
         for task in metrics.get("tasks", {}):

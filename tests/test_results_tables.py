@@ -60,3 +60,20 @@ def test_report_publishes_and_rewrites_only_the_block(tmp_path):
     assert readme.startswith("head\n") and readme.endswith("tail\n") and "stale" not in readme
     assert "| random train clip (floor) | 0.400 |" in readme and "| mean pose (chance) | 0.900 |" in readme
     assert json.loads((tmp_path / "docs/results/metrics/a2g.json").read_text()) == a2g
+
+
+def test_four_tasks_table_sets_single_against_multitask_beside_the_reference_rows():
+    single = {"split": "test", "clips": ["a"], "tasks": {"g2t": {"generated": {"iconic_recall": 0.8}}},
+              "ci": {"g2t": {"generated": {"iconic_recall": [0.7, 0.9]}}}}
+    multi = {"split": "test", "clips": ["a"],
+             "tasks": {"g2t": {"generated": {"iconic_recall": 0.6, "word_f1": 0.3},
+                               "mismatched_motion": {"iconic_recall": 0.05, "word_f1": 0.25},
+                               "frequent_words": {"word_f1": 0.4}}},
+             "ci": {"g2t": {"generated": {"iconic_recall": [0.5, 0.7]}}}}
+    lines = tables.four_tasks_table({"g2t": single, "multitask": multi})
+    recall = next(line for line in lines if "iconic_recall" in line)
+    assert "| 0.800 [0.700, 0.900] | 0.600 [0.500, 0.700] |" in recall
+    assert "another clip's motion (chance) 0.050" in recall
+    f1 = next(line for line in lines if "word_f1" in line)
+    assert "| — | 0.300 |" in f1 and "frequent words, told the word count (chance) 0.400" in f1
+    assert tables.four_tasks_table({"g2t": single}) == []

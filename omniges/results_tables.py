@@ -39,6 +39,8 @@ ROW_LABELS = {
 HEADLINE = {"a2g": ("sync_z", "fgd", "l1div"), "t2g": ("iconic_hit_rate", "fgd", "l1div"),
             "g2t": ("iconic_recall", "word_f1", "bleu", "word_accuracy"),
             "g2a": ("openness_corr", "tilt_corr", "syllable_rate_corr", "envelope_corr", "mcd_dtw")}
+SHORT_LABELS = {"ground_truth": "GT", "mismatched_motion": "mismatched motion (chance)",
+                "frequent_words": "frequent words", "unigram_sample": "unigram", "nn_retrieval": "ceiling"}
 # the rows each headline metric is read against: floors and ceilings for gesture, chance and ceiling otherwise
 REFERENCE_ROWS = {"a2g": ("ground_truth", "random_clip"), "t2g": ("ground_truth", "random_clip"),
                   "g2t": ("mismatched_motion", "random_clip", "frequent_words", "unigram_sample", "nn_retrieval"),
@@ -129,6 +131,15 @@ def load_published(folder: Path = PUBLISHED) -> dict[str, dict[str, Any]]:
     return {name: found[name] for name in (*EXPERIMENTS, *sorted(set(found) - set(EXPERIMENTS))) if name in found}
 
 
+def short_label(task: str, row: str, key: str) -> str:
+    """A reference row's name in the four-tasks table: a random train clip is the floor of a distribution distance
+    (FGD) and chance for what pairs motion with its condition (sync, iconic gestures); another clip's transcript or
+    speech is chance."""
+    if row == "random_clip":
+        return ("floor" if key == "fgd" else "random clip (chance)") if task in GESTURE_TASKS else "another clip"
+    return SHORT_LABELS[row]
+
+
 def four_tasks_table(published: dict[str, dict[str, Any]]) -> list[str]:
     """Each task's headline metrics from its single-task model and from the multitask model (95% intervals),
     beside the task's floor / chance / ceiling rows; empty without a multitask run."""
@@ -148,27 +159,33 @@ def four_tasks_table(published: dict[str, dict[str, Any]]) -> list[str]:
                 cells.append(number(row.get(key)) + (f" [{number(bounds[0])}, {number(bounds[1])}]" if bounds
                                                      else "") if key in row else "—")
             rows = multitask[task]
-            refs = "; ".join(f"{row_label(task, r)} {number(rows[r][key])}" for r in REFERENCE_ROWS[task]
+            refs = "; ".join(f"{short_label(task, r, key)} {number(rows[r][key])}" for r in REFERENCE_ROWS[task]
                              if key in rows.get(r, {}))
             lines.append(f"| {task.upper()} · {key} {ARROWS.get(key, '')} | {cells[0]} | {cells[1]} | {refs} |")
     return lines
 
 
 def readme_block(published: dict[str, dict[str, Any]], bench: dict[str, Any] | None) -> str:
-    """The README's tables: each task from its own single-task model, values only (intervals: docs/results.md)."""
+    """The README's tables: each task's headline metrics from its single-task model and the multitask model beside
+    its reference rows (or, without a multitask run, each task's own table); every metric with its interval is in
+    docs/results.md."""
     lines = [BEGIN]
     if not any(task in metrics.get("tasks", {}) for metrics in published.values() for task in TASKS):
         lines += ["", "No published run yet: `make demo`, then `omniges report` puts its metrics here."]
-    for task in TASKS:
-        metrics = published.get(task)
-        if metrics is None or task not in metrics.get("tasks", {}):
-            continue
-        lines += ["", caption(task, task, metrics), "", *task_table(task, metrics, intervals=False)]
     four = four_tasks_table(published)
     if four:
-        lines += ["", "**One model, four tasks**: what each task is for, single-task models against the multitask "
-                  "model (each trained at its budget in `training.experiments`; the multitask model's steps are "
-                  "shared by the four tasks), 95% intervals:", "", *four]
+        split = published["multitask"].get("split", "test")
+        clips = published["multitask"].get("clips")
+        count = f", {len(clips)} clips" if isinstance(clips, list) else ""
+        lines += ["", f"What each task is for ({split} split{count}; 95% intervals): the single-task models and the "
+                  "multitask model, each trained at its budget in `training.experiments` (the multitask model's "
+                  "steps are shared by the four tasks).", "", *four]
+    else:
+        for task in TASKS:
+            metrics = published.get(task)
+            if metrics is None or task not in metrics.get("tasks", {}):
+                continue
+            lines += ["", caption(task, task, metrics), "", *task_table(task, metrics, intervals=False)]
     if bench:
         lines += ["", *speed_table(bench)]
     return "\n".join([*lines, "", END])

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from omniges.config import Params, ParamsError, load_params
+from omniges.data.body import PART_NAMES
 
-PARTS = ("upper", "hands", "lower_trans", "face")
 RESIDENT_MB_PER_HOUR = 430  # training split held on a GPU (design.md §4, data_on_device)
 
 
@@ -99,7 +99,7 @@ def named_paths(params: Params) -> dict[str, tuple[str, str]]:
     paths = {
         "features.wavlm.path": (params.features.wavlm.path, "dir"),
         "features.text.path": (params.features.text.path, "dir"),
-        **{f"rvqvae.import.{p}": (getattr(imported, p), "file") for p in PARTS},
+        **{f"rvqvae.import.{p}": (getattr(imported, p), "file") for p in PART_NAMES},
         **{f"rvqvae.import.normalization.{k}": (getattr(norm, k), "file")
            for k in ("pose_mean", "pose_std", "trans_mean", "trans_std")},
         "evaluation.evaluator.import": (params.evaluation.evaluator.import_, "file"),
@@ -311,6 +311,35 @@ def sample_root(params: Params, clips: list[str], folder: Path) -> Path:
     return folder
 
 
+def _measure_tokenizers(p: Params, full: Params, k2: int, sample_s: float, total_s: float, device: str,
+                        echo: Callable[[str], None]) -> list[Cost]:
+    """The four part tokenizers at `k2` steps and the latent cache, scaled to the full run."""
+    from omniges import pipeline
+
+    costs: list[Cost] = []
+    for part in PART_NAMES:
+        t, peak, metrics = timed(lambda part=part: pipeline.rvqvae(p, part), 1, device)
+        per = metrics["seconds"] / k2
+        fixed = max(t - metrics["seconds"], 0.0)
+        steps_full = full.rvqvae.train.steps
+        costs.append(Cost(f"rvqvae_{part}", fixed + per * steps_full, 1, peak,
+                          size_mb(f"results/rvqvae/{part}.pth"), ("preprocess",),
+                          how=f"{fixed:.0f} s + {steps_full} steps x {per:.3f} s"))
+        echo(f"  measured rvqvae_{part:11s}{t:6.1f} s ({k2} steps)")
+    times = []
+    for _ in range(2):  # cold (what a fresh process pays once), then warm: all of it per audio second
+        shutil.rmtree("data/cache/latents.lmdb", ignore_errors=True)  # else the writer resumes
+        t, peak, _ = timed(lambda: pipeline.cache_latents(p), 2, device)
+        times.append(t)
+    per = times[1] / sample_s
+    costs.append(Cost("cache_latents", times[0] - times[1] + per * total_s, 2, peak,
+                      size_mb("data/cache/latents.lmdb") / sample_s * total_s,
+                      tuple(f"rvqvae_{q}" for q in PART_NAMES),
+                      how=f"{times[0] - times[1]:.0f} s + {per * 3600:.0f} s per audio hour"))
+    echo(f"  measured cache_latents    {_times(times)} (cold / warm)")
+    return costs
+
+
 def measure(params_path: Path, params: Params, corpus: Corpus, clips: list[str], *, device: str,
             experiments: list[str], steps: tuple[int, int], work: Path, echo: Callable[[str], None]) -> list[Cost]:
     """Run every stage on the sample in `work`, timed, and scale each to the full run."""
@@ -362,26 +391,7 @@ def measure(params_path: Path, params: Params, corpus: Corpus, clips: list[str],
                           how=f"{fixed:.0f} s models + {per * 3600:.0f} s per audio hour"))
         echo(f"  measured features         {t:6.1f} s")
         p = at(rvqvae__train__steps=k2)
-        for part in PARTS:
-            t, peak, metrics = timed(lambda part=part: pipeline.rvqvae(p, part), 1, device)
-            per = metrics["seconds"] / k2
-            fixed = max(t - metrics["seconds"], 0.0)
-            steps_full = full.rvqvae.train.steps
-            costs.append(Cost(f"rvqvae_{part}", fixed + per * steps_full, 1, peak,
-                              size_mb(f"results/rvqvae/{part}.pth"), ("preprocess",),
-                              how=f"{fixed:.0f} s + {steps_full} steps x {per:.3f} s"))
-            echo(f"  measured rvqvae_{part:11s}{t:6.1f} s ({k2} steps)")
-        times = []
-        for _ in range(2):  # cold (what a fresh process pays once), then warm: all of it per audio second
-            shutil.rmtree("data/cache/latents.lmdb", ignore_errors=True)  # else the writer resumes
-            t, peak, _ = timed(lambda: pipeline.cache_latents(p), 2, device)
-            times.append(t)
-        per = times[1] / sample_s
-        costs.append(Cost("cache_latents", times[0] - times[1] + per * corpus.total_seconds, 2, peak,
-                          size_mb("data/cache/latents.lmdb") / sample_s * corpus.total_seconds,
-                          tuple(f"rvqvae_{q}" for q in PARTS),
-                          how=f"{times[0] - times[1]:.0f} s + {per * 3600:.0f} s per audio hour"))
-        echo(f"  measured cache_latents    {_times(times)} (cold / warm)")
+        costs += _measure_tokenizers(p, full, k2, sample_s, corpus.total_seconds, device, echo)
         fixed, per, peak, times = two_point(
             lambda k: pipeline.train_evaluator(at(evaluation__evaluator__steps=int(k))), k1, k2, 1, device)
         costs.append(Cost("train_evaluator", fixed + per * full.evaluation.evaluator.steps, 1, peak,

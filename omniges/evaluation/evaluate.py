@@ -41,21 +41,23 @@ def test_motions(clips: LmdbReader, split: str = "test") -> dict[str, report.Mot
     return out
 
 
+def _drawn_train_records(clips: LmdbReader, size: int, seed: int) -> list[dict[str, Any]]:
+    """Up to `size` train (and additional) clip records, drawn with a fixed seed, in key order."""
+    keys = sorted(k for k, v in clips.meta["index"].items() if v["split"] in ("train", "additional"))
+    chosen = sorted(np.random.default_rng(seed).permutation(len(keys))[:size])
+    return [clips[keys[i]] for i in chosen]
+
+
 def train_motion_pool(clips: LmdbReader, size: int = 64, seed: int = 0) -> list[report.Motion]:
     """Up to `size` train clips' motion drawn with a fixed seed: the random-clip baseline's source."""
-    keys = sorted(k for k, v in clips.meta["index"].items() if v["split"] in ("train", "additional"))
-    chosen = np.random.default_rng(seed).permutation(len(keys))[:size]
-    return [report.Motion(clips[keys[i]]["poses"], clips[keys[i]]["expressions"]) for i in sorted(chosen)]
+    return [report.Motion(r["poses"], r["expressions"]) for r in _drawn_train_records(clips, size, seed)]
 
 
 def train_speech_pool(clips: LmdbReader, size: int = 256, seed: int = 0) -> list[report.Motion]:
     """Up to `size` train clips with speech and words, drawn with a fixed seed: the retrieval baselines' corpus and
     the unigram language model of the G2T chance rows."""
-    keys = sorted(k for k, v in clips.meta["index"].items() if v["split"] in ("train", "additional"))
-    chosen = sorted(np.random.default_rng(seed).permutation(len(keys))[:size])
-    records = (clips[keys[i]] for i in chosen)
     return [report.Motion(r["poses"], r["expressions"], None, r["audio"].astype(np.float32) / 32767.0, r["sr"],
-                          list(r["words"])) for r in records]
+                          list(r["words"])) for r in _drawn_train_records(clips, size, seed)]
 
 
 def train_mean_velocity(clips: LmdbReader, fps: int = 30) -> np.ndarray:

@@ -77,8 +77,8 @@ class WordRetrieval:
             for word, start, end in words:
                 keys.append(self._describe(frames, start, end))
                 self.labels.append(word.lower())
-        keys = np.stack(keys) if keys else np.zeros((0, WORD_SAMPLES * 40 + 1), np.float32)
-        self.mean, self.std = keys.mean(0) if len(keys) else 0.0, keys.std(0) + 1e-6 if len(keys) else 1.0
+        keys = np.stack(keys) if keys else np.zeros((0, 1), np.float32)  # no words: `predict` reads nothing
+        self.mean, self.std = (keys.mean(0), keys.std(0) + 1e-6) if len(keys) else (0.0, 1.0)
         self.keys = (keys - self.mean) / self.std
         self.key_norms = (self.keys**2).sum(1)
 

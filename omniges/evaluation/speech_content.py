@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import find_peaks
 
+from omniges.constants import FPS, SAMPLE_RATE
+
 SPEECH_QUANTILE = 0.5  # frames louder than the reference's median loudness count as speech
 LOW_BAND_HZ, HIGH_BAND_HZ, FORMANT_BAND_HZ = (100.0, 1000.0), (2500.0, 8000.0), (200.0, 1000.0)
 
@@ -35,7 +37,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(a @ b) / scale if len(a) > 2 and scale > 1e-9 else None
 
 
-def contours(logmel: np.ndarray, sr: int = 16000) -> dict[str, np.ndarray]:
+def contours(logmel: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
     """Per-frame loudness, low-minus-high band balance and first-formant centroid (Hz) of a (T, n_mels) log-mel."""
     logmel = np.asarray(logmel, dtype=np.float64)
     freqs = _mel_centres(logmel.shape[1], sr)
@@ -48,7 +50,7 @@ def contours(logmel: np.ndarray, sr: int = 16000) -> dict[str, np.ndarray]:
     }
 
 
-def syllable_rate(loudness: np.ndarray, fps: float = 30, window_s: float = 1.0) -> np.ndarray:
+def syllable_rate(loudness: np.ndarray, fps: float = FPS, window_s: float = 1.0) -> np.ndarray:
     """Loudness peaks (syllable nuclei: prominence over a quarter of the envelope's spread) per window."""
     envelope = np.convolve(loudness, np.ones(3) / 3, mode="same")
     peaks, _ = find_peaks(envelope, prominence=0.25 * envelope.std(), distance=max(1, int(0.1 * fps)))
@@ -57,7 +59,7 @@ def syllable_rate(loudness: np.ndarray, fps: float = 30, window_s: float = 1.0) 
     return np.array([np.sum((peaks >= a) & (peaks < a + width)) for a in edges], dtype=np.float64)
 
 
-def content_metrics(ref_logmel: np.ndarray, gen_logmel: np.ndarray, *, sr: int = 16000, fps: float = 30
+def content_metrics(ref_logmel: np.ndarray, gen_logmel: np.ndarray, *, sr: int = SAMPLE_RATE, fps: float = FPS
                     ) -> dict[str, float]:
     """One clip's content agreement (module docstring); a measure undefined on the clip (flat contour) is left out."""
     n = min(len(ref_logmel), len(gen_logmel))
@@ -76,10 +78,3 @@ def content_metrics(ref_logmel: np.ndarray, gen_logmel: np.ndarray, *, sr: int =
     if rate is not None:
         out["syllable_rate_corr"] = rate
     return out
-
-
-def mean_content_metrics(refs: list[np.ndarray], gens: list[np.ndarray], **kwargs: float) -> dict[str, float]:
-    """`content_metrics` averaged over clips (each measure over the clips that define it)."""
-    per_clip = [content_metrics(r, g, **kwargs) for r, g in zip(refs, gens, strict=True)]
-    keys = sorted({k for clip in per_clip for k in clip})
-    return {k: float(np.mean([clip[k] for clip in per_clip if k in clip])) for k in keys}

@@ -16,5 +16,11 @@ include: "workflow/rules/evaluate.smk"
 rule all:
     default_target: True
     input:
+        expand("results/metrics/{experiment}.json", experiment=RUN),
+        expand("results/videos/{experiment}", experiment=RUN),
+
+
+# Every defined experiment's metrics: the single-task models beside the multitask one (benchmarks/four_tasks.py)
+rule compare:
+    input:
         expand("results/metrics/{experiment}.json", experiment=EXPERIMENTS),
-        expand("results/videos/{experiment}", experiment=EXPERIMENTS),

@@ -90,7 +90,7 @@ def run_size(repo: Path, workdir: Path, hours: float, steps: int, clip_seconds: 
     common = [f"data.synthetic.speakers={SPEAKERS}", f"data.synthetic.clips_per_speaker={clips}",
               f"data.synthetic.clip_seconds={clip_seconds}", f"rvqvae.train.steps={steps}",
               f"evaluation.evaluator.steps={steps}",
-              f"training.experiments={{a2g: {{steps: {steps}, tasks: {{a2g: 1.0}}}}}}",
+              f"training.experiments={{a2g: {{steps: {steps}, tasks: {{a2g: 1.0}}}}}}", "training.run=[a2g]",
               f"training.common.val_every={steps}", f"training.common.checkpoint_every={steps}"]
     stages = {}
     for stage, extra in (("synthesize", []), ("preprocess", []), ("features", [])):

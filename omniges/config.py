@@ -287,11 +287,20 @@ class TrainingParams(Strict):
         "g2a": ExperimentParams(steps=600, tasks={"g2a": 1.0}),
         "multitask": ExperimentParams(steps=1200, tasks={"t2g": 0.3, "a2g": 0.3, "g2t": 0.2, "g2a": 0.2}),
     }
+    # the experiments the pipeline builds (Snakemake `all`, `dvc repro`, `make demo`); every defined experiment
+    # still has its targets (`snakemake train_t2g`), and Snakemake's `compare` builds them all
+    run: list[str] = Field(["multitask"], min_length=1)
 
     @model_validator(mode="after")
     def _min_window_fits(self) -> TrainingParams:
         if self.min_window > self.window:
             raise ValueError(f"min_window ({self.min_window}) must be <= window ({self.window})")
+        unknown = [name for name in self.run if name not in self.experiments]
+        if unknown:
+            raise ValueError(f"run names {unknown}, not experiments; training.experiments defines "
+                             f"{sorted(self.experiments)}")
+        if len(set(self.run)) != len(self.run):
+            raise ValueError(f"run lists an experiment twice: {self.run}")
         return self
 
     def experiment(self, name: str) -> dict[str, Any]:

@@ -341,8 +341,10 @@ def _measure_tokenizers(p: Params, full: Params, k2: int, sample_s: float, total
 
 
 def measure(params_path: Path, params: Params, corpus: Corpus, clips: list[str], *, device: str,
-            experiments: list[str], steps: tuple[int, int], work: Path, echo: Callable[[str], None]) -> list[Cost]:
-    """Run every stage on the sample in `work`, timed, and scale each to the full run."""
+            experiments: list[str], steps: tuple[int, int], work: Path, echo: Callable[[str], None],
+            train_threads: int = 1) -> list[Cost]:
+    """Run every stage on the sample in `work`, timed, and scale each to the full run (a training on
+    `train_threads` threads, as the Snakefile gives a training: cores // trainings)."""
     from omniges import pipeline
 
     k1, k2 = steps
@@ -405,13 +407,13 @@ def measure(params_path: Path, params: Params, corpus: Corpus, clips: list[str],
             test_s = min(test_s, full.evaluation.max_clips * test_s / max(corpus.clips.get(split, 1), 1))
         for experiment in experiments:
             costs += _measure_experiment(at, full, experiment, (k1, k2), device, hours, test_s,
-                                         priority.get(experiment, 0), echo)
+                                         priority.get(experiment, 0), echo, train_threads)
     return costs
 
 
 def _measure_experiment(at: Callable[..., Params], full: Params, experiment: str, steps: tuple[int, int],
                         device: str, hours: float, test_s: float, priority: int,
-                        echo: Callable[[str], None]) -> list[Cost]:
+                        echo: Callable[[str], None], threads: int = 1) -> list[Cost]:
     from omniges import pipeline
     from omniges.data.store import LmdbReader
 
@@ -424,12 +426,12 @@ def _measure_experiment(at: Callable[..., Params], full: Params, experiment: str
         pipeline.train(at(**{f"training__experiments__{experiment}__steps": k, "training__common__val_every": k,
                              "training__common__checkpoint_every": k}), experiment)
 
-    fixed, per, peak, times = two_point(train, k1, k2, 1, device)
+    fixed, per, peak, times = two_point(train, k1, k2, threads, device)
     total = full.training.experiments[experiment].steps
     resident = full.training.common.data_on_device
     if device.startswith("cuda") and resident != "false":
         peak += RESIDENT_MB_PER_HOUR * hours  # auto holds it only when it fits: an upper bound
-    costs = [Cost(f"train_{experiment}", fixed + per * total, 1, peak, size_mb(out), (
+    costs = [Cost(f"train_{experiment}", fixed + per * total, threads, peak, size_mb(out), (
         "features", "cache_latents"), priority, f"{fixed:.0f} s + {total} steps x {per:.3f} s")]
     echo(f"  measured train_{experiment:10s}{_times(times)} ({k1} / {k1} / {k2} steps)")
     split = full.evaluation.split
@@ -574,7 +576,7 @@ def run_preflight(params_path: str | Path = "params.yaml", *, read_all: bool = F
     for v in data_verdicts:
         echo(v.line())
     verdicts += data_verdicts
-    names = experiments or list(params.training.experiments)
+    names = experiments or list(params.training.run)
     unknown = sorted(set(names) - set(params.training.experiments))
     if unknown:
         verdicts.append(Verdict("FAIL", "params", f"--experiments {','.join(unknown)}: not in training.experiments"))
@@ -586,7 +588,7 @@ def run_preflight(params_path: str | Path = "params.yaml", *, read_all: bool = F
     work = Path(tempfile.mkdtemp(prefix="omniges-preflight-"))
     try:
         costs = measure(params_path, params, corpus, readable, device=device, experiments=names, steps=steps,
-                        work=work, echo=echo)
+                        work=work, echo=echo, train_threads=max(1, jobs // len(names)))
     except Exception as error:  # a stage that fails here fails in the run: say which, in one line
         verdicts.append(Verdict("FAIL", "stages", f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"))
         echo(verdicts[-1].line())

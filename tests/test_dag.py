@@ -14,12 +14,22 @@ def _norm(path: str) -> str:
     return path.rstrip("/")
 
 
+def _foreach(items: list[str] | str) -> list[str]:
+    """A foreach list, or the params.yaml list a `${section.key}` names (DVC reads params.yaml as its vars)."""
+    if isinstance(items, list):
+        return items
+    value = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key in items.removeprefix("${").removesuffix("}").split("."):
+        value = value[key]
+    return value
+
+
 def dvc_stages() -> dict[str, dict[str, set[str]]]:
     """dvc.yaml stages; a `foreach` stage is the union over its items (Snakemake: one rule, many jobs)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     out: dict[str, dict[str, set[str]]] = {}
     for name, stage in stages.items():
-        items = [(item, stage["do"]) for item in stage["foreach"]] if "foreach" in stage else [(None, stage)]
+        items = [(item, stage["do"]) for item in _foreach(stage["foreach"])] if "foreach" in stage else [(None, stage)]
         merged = out.setdefault(name, {"deps": set(), "outs": set()})
         for item, body in items:
             fill = (lambda p, item=item: _norm(p.replace("${item}", str(item)))) if item else _norm
@@ -50,10 +60,12 @@ def snakemake_stages() -> dict[str, dict[str, set[str]]]:
 
 
 def test_experiments_match_params():
+    """DVC builds the experiments params.yaml's training.run names, as Snakemake's `all` does."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name in ("train", "evaluate", "render"):
-        assert stages[name]["foreach"] == list(params["training"]["experiments"])
+        assert stages[name]["foreach"] == "${training.run}"
+    assert set(params["training"]["run"]) <= set(params["training"]["experiments"])
 
 
 def test_snakefile_and_dvc_declare_the_same_dag():
@@ -80,7 +92,8 @@ def train_jobs(*args: str) -> dict[str, int]:
 def test_the_local_profile_trains_only_the_requested_experiment():
     """`prioritize:` in a profile adds its files to every DAG; rule priorities only order the jobs a target needs."""
     assert list(train_jobs("--profile", "workflow/profiles/local", "train_a2g")) == ["a2g"]
-    priorities = train_jobs("--profile", "workflow/profiles/local", "all")
+    assert list(train_jobs("--profile", "workflow/profiles/local", "all")) == ["multitask"]  # params' training.run
+    priorities = train_jobs("--profile", "workflow/profiles/local", "compare")
     assert priorities["multitask"] > priorities["a2g"] > priorities["g2t"] == 0
 
 

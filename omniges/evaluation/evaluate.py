@@ -15,7 +15,7 @@ from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.evaluation import report
 from omniges.evaluation.evaluator import load_evaluator
 from omniges.evaluation.iconic import iconic_hit_ci, iconic_hit_rate, iconic_word_recall
-from omniges.evaluation.metrics import bootstrap_ci, word_f1
+from omniges.evaluation.metrics import bleu, bootstrap_ci, rouge_l_scores, word_f1
 from omniges.evaluation.retrieval import MotionToSpeechRetrieval, WordRetrieval
 from omniges.evaluation.speech_content import content_metrics
 from omniges.features.audio import SAMPLE_RATE, mfcc, mfcc_to_logmel
@@ -150,10 +150,20 @@ def _g2t_task(model: Omniges, ids: list[str], refs: list[report.Motion], train: 
     sample = [_at_times(list(rng.choice(vocab_words, len(t), p=np.array(freq) / sum(freq))) if counts else [], t)
               for t in truth]
 
+    # per-clip parts computed once: a bootstrap draw pools them (stemming ROUGE-L over a draw took ~70 ms)
+    texts = [" ".join(w for w, _, _ in h) for h in hyps]
+    ref_texts = [" ".join(w for w, _, _ in t) for t in truth]
+    rouge = np.array(rouge_l_scores(texts, ref_texts))
+    scored = [(report.word_accuracy(lp, m.words, model.vocab), len(m.words)) for lp, m in zip(log_probs, with_text,
+                                                                                            strict=True)]
+
     def generated(index: np.ndarray) -> dict[str, float]:
-        return {**_text_rows([hyps[i] for i in index], [truth[i] for i in index], [ids[i] for i in index]),
-                "word_accuracy": _mean_accuracy([log_probs[i] for i in index], [with_text[i] for i in index],
-                                                model.vocab)}
+        h, r = [texts[i] for i in index], [ref_texts[i] for i in index]
+        out = {"bleu": bleu(h, r), "rouge_l": float(rouge[index].mean()), "word_f1": word_f1(h, r)}
+        recall = iconic_word_recall([ids[i] for i in index], [hyps[i] for i in index], [truth[i] for i in index])
+        pooled = [scored[i] for i in index if scored[i][0] is not None]
+        accuracy = float(np.average([a for a, _ in pooled], weights=[n for _, n in pooled])) if pooled else 0.0
+        return {**out, **({} if recall is None else {"iconic_recall": recall}), "word_accuracy": accuracy}
 
     rows = {"generated": generated(np.arange(len(with_text))),
             # the model reading another clip's motion: what the transcript owes to the motion (condition ablation)

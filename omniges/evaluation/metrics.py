@@ -205,12 +205,17 @@ def bleu(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return float(sacrebleu.corpus_bleu(list(hyps), [list(refs)]).score)
 
 
-def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
-    """Mean ROUGE-L F1 (rouge-score, with Porter stemming), 0..1."""
+def rouge_l_scores(hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
+    """ROUGE-L F1 of each hypothesis against its reference (rouge-score, with Porter stemming), 0..1 each."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    scores = [scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hyps, refs, strict=True)]
+    return [scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hyps, refs, strict=True)]
+
+
+def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
+    """Mean ROUGE-L F1 (rouge-score, with Porter stemming), 0..1."""
+    scores = rouge_l_scores(hyps, refs)
     return float(np.mean(scores)) if scores else 0.0
 
 

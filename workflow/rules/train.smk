@@ -1,5 +1,8 @@
 # Generator training (one model per experiment) and the FGD evaluator.
-EXPERIMENTS = list(config["training"]["experiments"])
+EXPERIMENTS = list(config["training"]["experiments"])  # every defined experiment has its targets ...
+RUN = list(config["training"].get("run", ["multitask"]))  # ... `all` builds these (params.yaml training.run)
+# A lone training takes every core (2 threads: 1.4x a thread's speed); several share them, a thread each
+TRAIN_THREADS = max(1, workflow.cores // len(RUN))
 # The two longest trainings start first, so the short ones fill the other core instead of trailing at the end.
 # A rule priority orders only the jobs a target needs (a profile's `prioritize:` would add these to every DAG).
 TRAIN_PRIORITY = {"multitask": 2, "a2g": 1}
@@ -38,7 +41,7 @@ rule train:
         training=config["training"],
         gpus=GPUS,
         nodes=NODES,
-    threads: 1
+    threads: TRAIN_THREADS
     priority: lambda wildcards: TRAIN_PRIORITY.get(wildcards.experiment, 0)
     resources:
         **gpu_resources(),

@@ -72,7 +72,7 @@ def report(metrics: str, no_publish: bool) -> None:
 
 @main.command()
 @click.option("--jobs", "-j", default=2, show_default=True, help="Parallel Snakemake jobs (cores).")
-@click.option("--target", default="all", show_default=True, help="Snakemake target (all, train_a2g, ...).")
+@click.option("--target", default="all", show_default=True, help="Snakemake target (all, compare, train_a2g, ...).")
 @click.option("--dry-run", "-n", is_flag=True, help="Only show what would run.")
 def demo(jobs: int, target: str, dry_run: bool) -> None:
     """Run the whole pipeline (Snakemake) on the data params.yaml names; the embedded corpus by default.
@@ -140,6 +140,9 @@ def dvc_stage(target: str) -> str | None:
 def _record_in_dvc(target: str) -> None:
     """`dvc commit` the stages the Snakemake target built (and their upstream), so the two runners agree."""
     if not Path("dvc.yaml").is_file() or not Path(".dvc").is_dir():
+        return
+    if target == "compare":  # every experiment: dvc.yaml lists those of training.run only
+        click.echo("not recorded in dvc.lock: `compare` builds experiments beyond training.run, which dvc.yaml lists")
         return
     stage = dvc_stage(target)
     command = [_venv_tool("dvc"), "commit", "--force", "--quiet", *(["--with-deps", stage] if stage else [])]

@@ -3,7 +3,9 @@ with their 95% intervals, beside the task's chance and floor rows; and the valid
 
 Reads the evaluate stage's metrics JSON (results/metrics/<experiment>.json, or another folder and split) and the
 train stage's histories (results/models/<experiment>/train_metrics.json); writes a JSON, a markdown table and a PNG.
+`make demo` trains the multitask model only (params.yaml training.run); the single-task ones come first:
 
+    omniges demo --target compare     # every experiment of training.experiments, trained and evaluated
     python benchmarks/four_tasks.py [--metrics results/metrics] [--out results/benchmarks/four_tasks]
 """
 

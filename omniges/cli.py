@@ -296,11 +296,23 @@ def with_generation_options(func):
 @click.option("--speaker", type=int, default=None,
               help="Gesture in the style of this speaker id of the checkpoint's corpus (default: generation.speaker "
                    "in params, else the unknown speaker).")
+@click.option("--stream", "live", is_flag=True,
+              help="Generate live: play the file as streamed speech, frames decided hop by hop (latency report).")
+@click.option("--lookahead", type=click.FloatRange(0, 5), default=0.5, show_default=True,
+              help="--stream: seconds of future speech a frame may see (0: causal).")
+@click.option("--hop", type=click.FloatRange(0.1, 5), default=None,
+              help="--stream: seconds between generations (default 0.267, two gesture tokens).")
+@click.option("--realtime", is_flag=True, help="--stream: push the speech at its real pace (wall-clock latency).")
+@click.option("--latency-report", default=None, help="--stream: write the latency report here (.json).")
 @with_generation_options
 def generate(audio: str, transcript: str | None, textgrid: str | None, out: str, npz: str | None, bvh: str | None,
-             glb: str | None, fbx: str | None, speaker: int | None, checkpoint: str, steps: int | None,
-             guidance: float | None, seed: int, device: str | None) -> None:
+             glb: str | None, fbx: str | None, speaker: int | None, live: bool, lookahead: float, hop: float | None,
+             realtime: bool, latency_report: str | None, checkpoint: str, steps: int | None, guidance: float | None,
+             seed: int, device: str | None) -> None:
     """A2G: speech -> full-body SMPL-X gesture, rendered to a video with sound (and npz / BVH / glTF / FBX files)."""
+    if not live and (realtime or latency_report or hop is not None):
+        raise click.ClickException("--realtime, --hop and --latency-report go with --stream")
+    report_path = _check_out(latency_report, ".json", "--latency-report") if latency_report else None
     out_path = _check_out(out, ".mp4")
     motion_files = {suffix: _check_out(value, suffix, f"--{suffix[1:]}")
                     for suffix, value in ((".npz", npz), (".bvh", bvh), (".glb", glb), (".fbx", fbx)) if value}
@@ -323,10 +335,54 @@ def generate(audio: str, transcript: str | None, textgrid: str | None, out: str,
     except ValueError as error:
         source = "--speaker" if speaker is not None else "generation.speaker (params.yaml)"
         raise click.ClickException(f"{source}: {error}") from None
-    motion = a2g_to_files(model, wave, words, out_path, motion_files, speaker=speaker)
+    if live:
+        motion = _stream_to_files(model, wave, words, out_path, motion_files, report_path, speaker=speaker,
+                                  lookahead=lookahead, hop=hop, realtime=realtime, seed=seed, steps=steps,
+                                  guidance=guidance)
+    else:
+        motion = a2g_to_files(model, wave, words, out_path, motion_files, speaker=speaker)
     for path in motion_files.values():
         click.echo(f"motion   {path}")
     click.echo(f"video    {out_path} ({len(motion['poses']) / 30:.1f} s)")
+
+
+def _stream_to_files(model, wave, words, out_path: Path, motion_files: dict[str, Path], report_path: Path | None, *,
+                     speaker: int | None, lookahead: float, hop: float | None, realtime: bool, seed: int,
+                     steps: int | None, guidance: float | None) -> dict:
+    """`generate --stream`: the speech pushed in 20 ms chunks (at its pace with --realtime), the frames collected,
+    then the same files as offline and a latency report."""
+    import json
+    import time
+
+    from omniges.features.audio import SAMPLE_RATE
+    from omniges.inference import a2g_to_files
+    from omniges.streaming import A2GStream, StreamSettings, concatenate, latency_report
+
+    try:
+        settings = StreamSettings(lookahead=lookahead, **({"hop": hop} if hop is not None else {}))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    stream = A2GStream(model, settings, seed=seed, speaker=speaker, steps=steps, guidance=guidance)
+    chunk = SAMPLE_RATE // 50
+    results, emitted, began = [], [], time.perf_counter()
+    for first in range(0, len(wave), chunk):
+        if realtime:
+            time.sleep(max(0.0, began + first / SAMPLE_RATE - time.perf_counter()))
+        for result in stream.push(wave[first:first + chunk]):
+            results.append(result)
+            emitted.append(time.perf_counter() - began)
+    for result in stream.finish():
+        results.append(result)
+        emitted.append(time.perf_counter() - began)
+    report = {"lookahead_s": settings.lookahead_tokens * 4 / 30, "hop_s": settings.hop_tokens * 4 / 30,
+              "paced": realtime, **latency_report(results, emitted=emitted if realtime else None)}
+    if report_path:
+        report_path.write_text(json.dumps(report, indent=2))
+    if report["frames"]:
+        click.echo(f"latency  median {report['latency_median_s']:.3f} s, p95 {report['latency_p95_s']:.3f} s, first "
+                   f"frame {report['first_frame_s']:.3f} s; compute {report['compute_per_speech_second']:.3f} s per "
+                   "second of speech" + (f" ({report_path})" if report_path else ""))
+    return a2g_to_files(model, wave, words, out_path, motion_files, motion=concatenate(results))
 
 
 @main.command()

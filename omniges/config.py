@@ -226,6 +226,7 @@ class FlowParams(Strict):
     max_shortcut_steps: int = Field(128, ge=2)
     prefix_prob: float = Field(0.25, ge=0, le=1)
     max_prefix_tokens: int = Field(8, ge=1)
+    stream_prefix_prob: float = Field(0.0, ge=0, le=1)
     prediction: Literal["x", "velocity"] = "x"
     t_eps: float = Field(0.05, gt=0, lt=1)
     g2t_condition_noise: float = Field(0.5, ge=0, le=1)

@@ -18,7 +18,7 @@ import pickle
 import re
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -413,6 +413,21 @@ class Omniges:
             return coeffs
         return logmel_to_wave(mfcc_to_logmel(coeffs), SAMPLE_RATE, fps=FPS).astype(np.float32)
 
+    def stream(self, chunks: Iterable[np.ndarray], *, sample_rate: int = SAMPLE_RATE, lookahead: float = 0.5,
+               hop: float | None = None, window_tokens: int | None = None, seed: int | None = None,
+               speaker: int | None = None, steps: int | None = None,
+               guidance: float | None = None) -> Iterator[dict[str, Any]]:
+        """Live A2G: for each PCM chunk (any size, mono, at `sample_rate`), then the end of the speech, the
+        SMPL-X frames it decided: {'poses' (n, 165), 'trans', 'expressions', 'start_frame', 'speech_seconds',
+        'compute_seconds'}. `lookahead`: seconds of future speech a frame may see (0: causal); `hop`: how often
+        it generates. Same speech and seed, same motion, whatever the chunk sizes (omniges.streaming)."""
+        from omniges.streaming import StreamSettings, stream_a2g
+
+        options = {k: v for k, v in (("hop", hop), ("window_tokens", window_tokens)) if v is not None}
+        settings = StreamSettings(lookahead=lookahead, **options)
+        return stream_a2g(self, chunks, settings, sample_rate=sample_rate, seed=seed, speaker=speaker, steps=steps,
+                          guidance=guidance)
+
     def generate(self, task: str, **kwargs: Any) -> Any:
         """`generate('a2g', wave=...)`, `('t2g', words=...)`, `('g2t', motion=...)`, `('g2a', motion=...)`."""
         if task not in TASK_GENERATES:
@@ -431,13 +446,14 @@ MOTION_WRITERS: dict[str, Callable[[Path, dict[str, np.ndarray]], Any]] = {
 
 def a2g_to_files(model: Omniges, wave: np.ndarray, words: Words | None, video: str | Path,
                  motion_files: dict[str, str | Path], *, progress: Callable[[float, str], Any] | None = None,
-                 **generation: Any) -> dict[str, np.ndarray]:
-    """A2G on 16 kHz speech, then its motion files ({'.npz': path, ...}) and its video with the speech as sound."""
+                 motion: dict[str, np.ndarray] | None = None, **generation: Any) -> dict[str, np.ndarray]:
+    """A2G on 16 kHz speech (or the given `motion`, e.g. a stream's), then its motion files ({'.npz': path, ...})
+    and its video with the speech as sound."""
     from omniges.render.video import render_comparison
 
     report = progress or (lambda fraction, desc: None)
     report(0.05, "generating motion")
-    motion = model.a2g(wave, words, **generation)
+    motion = model.a2g(wave, words, **generation) if motion is None else motion
     report(0.5, "writing the motion files")
     for suffix, path in motion_files.items():
         MOTION_WRITERS[suffix](Path(path), motion)

@@ -17,6 +17,8 @@ from urllib.parse import quote
 from omniges.export import blender_path
 from omniges.features.audio import SAMPLE_RATE, AudioError
 from omniges.inference import MOTION_WRITERS, Omniges, a2g_to_files, load_speech
+from omniges.live import FIGURE, LIVE_PAGE
+from omniges.live import mount as mount_live
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported: no usage reports, no version check
 log = logging.getLogger("omniges")
@@ -24,7 +26,8 @@ TITLE = "Omniges: speech to 3D gesture"
 INTRO = ("Upload or record speech (any format, sample rate or channels; silence gives idle motion). A transcript is "
          "optional: its words are spread evenly over the audio. The result is a video with the speech as its sound "
          "track, a 3D view of the motion, and the motion as files (npz: BEAT2 layout, for Blender's SMPL-X add-on; "
-         "bvh; glb: skinned body and animation for engines and web pages; fbx where Blender is installed).")
+         "bvh; glb: skinned body and animation for engines and web pages; fbx where Blender is installed). "
+         "[Live](/live): speak into the microphone and a figure gestures as you speak.")
 
 
 def download_formats() -> list[str]:
@@ -124,5 +127,14 @@ def launch(model: Omniges, *, host: str = "127.0.0.1", port: int = 7860, out_roo
     app.queue(default_concurrency_limit=1)  # one generation at a time: the CPU is the limit
     app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, run_history=False,
                footer_links=["api", "settings"], allowed_paths=[str(out_root), str(STATIC)],
-               prevent_thread_lock=not block, quiet=not block, show_error=True)
+               prevent_thread_lock=True, quiet=not block, show_error=True)
+    mount_live(app.server_app, model, out_root, live_page_url(out_root / FIGURE))
+    if block:
+        app.block_thread()
     return app
+
+
+def live_page_url(figure: Path) -> str:
+    """The live page (microphone in, a moving figure out) served by the app, with the rest figure to pose."""
+    return (FILE_ROUTE + quote(str(STATIC / LIVE_PAGE)) + "?figure="
+            + quote(FILE_ROUTE + quote(str(Path(figure).resolve())), safe=""))

@@ -113,6 +113,9 @@ class RectifiedFlow:
     max_shortcut_steps: int = 128  # smallest trained shortcut step is 1 / max_shortcut_steps
     prefix_prob: float = 0.25  # share of gesture samples with a clean known prefix (windowed inpainting)
     max_prefix_tokens: int = 8
+    # share of the prefixed rows whose prefix is all but the last 1..max_prefix_tokens tokens, as the windows of a
+    # live stream are (omniges.streaming: emitted motion, then a hop and its lookahead to generate); 0 = off
+    stream_prefix_prob: float = 0.0
     shortcut_weight: float = 1.0
     code_weight: float = 1.0
     text_weight: float = 1.0

@@ -57,7 +57,7 @@ class LiveServer:
         self.lock = asyncio.Lock()
         self.active = 0
 
-    async def __call__(self, websocket: Any) -> None:
+    async def handle(self, websocket: Any) -> None:
         from starlette.websockets import WebSocketDisconnect
 
         await websocket.accept()
@@ -132,6 +132,6 @@ def mount(app: Any, model: Omniges, out_root: Path, page_url: str) -> LiveServer
     server = LiveServer(model)
     figure_glb(out_root)
     routes = app.router.routes
-    routes.insert(0, WebSocketRoute("/live/ws", server))
+    routes.insert(0, WebSocketRoute("/live/ws", server.handle))
     routes.insert(0, Route("/live", lambda request: RedirectResponse(page_url)))
     return server

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from omniges.constants import FPS, FRAMES_PER_TOKEN, SAMPLE_RATE
+from omniges.constants import FPS, SAMPLE_RATE
 from omniges.data.body import velocity_to_trans
+from omniges.data.dataset import FRAMES_PER_TOKEN
 from omniges.device import to_device
 
 if TYPE_CHECKING:

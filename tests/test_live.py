@@ -39,7 +39,7 @@ def _speech(seconds: float, rate: int) -> np.ndarray:
 
 
 def _server(app):
-    return next(r.endpoint for r in app.server_app.router.routes if getattr(r, "path", "") == "/live/ws")
+    return next(r.endpoint.__self__ for r in app.server_app.router.routes if getattr(r, "path", "") == "/live/ws")
 
 
 def test_speech_in_frames_out(live):

@@ -56,10 +56,14 @@ def chunks(wave: np.ndarray) -> list[np.ndarray]:
     return [wave[i:i + CHUNK] for i in range(0, len(wave), CHUNK)]
 
 
-def speed(model: Omniges, lookahead: float, seconds: float, seed: int = 0) -> dict[str, Any]:
+def settings_for(lookahead: float, options: dict[str, Any]) -> StreamSettings:
+    return StreamSettings(lookahead=lookahead, **{k: v for k, v in options.items() if k != "steps" and v})
+
+
+def speed(model: Omniges, lookahead: float, seconds: float, options: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     """Latency report of one stream of `seconds` of speech-like audio."""
-    results = list(stream_a2g(model, chunks(speech_like(seconds, seed)), StreamSettings(lookahead=lookahead),
-                              seed=seed))
+    results = list(stream_a2g(model, chunks(speech_like(seconds, seed)), settings_for(lookahead, options),
+                              seed=seed, steps=options.get("steps")))
     return latency_report(results)
 
 
@@ -72,7 +76,7 @@ def seam_ratio(poses: np.ndarray, hop_frames: int) -> float:
 
 
 def quality(model: Omniges, cache: Path, evaluator_path: Path, lookaheads: list[float], clips: int,
-            resamples: int) -> dict[str, Any]:
+            resamples: int, options: dict[str, Any]) -> dict[str, Any]:
     """Offline and streamed A2G on the test split, scored as the evaluate stage scores A2G."""
     from omniges.evaluation import report
     from omniges.evaluation.evaluate import test_motions, train_mean_velocity, train_motion_pool
@@ -97,8 +101,8 @@ def quality(model: Omniges, cache: Path, evaluator_path: Path, lookaheads: list[
     scored("offline", [report.Motion(o["poses"], o["expressions"]) for o in offline],
            [seam_ratio(o["poses"], hop_frames) for o in offline])  # offline has no hops: the ratio's noise level
     for lookahead in lookaheads:
-        streamed = [concatenate(stream_a2g(model, chunks(m.audio), StreamSettings(lookahead=lookahead)))
-                    for m in refs]
+        streamed = [concatenate(stream_a2g(model, chunks(m.audio), settings_for(lookahead, options),
+                                           steps=options.get("steps"))) for m in refs]
         scored(f"stream_{lookahead:g}s", [report.Motion(s["poses"], s["expressions"]) for s in streamed],
                [seam_ratio(s["poses"], hop_frames) for s in streamed])
     scored("ground_truth", refs)
@@ -170,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rvqvae", type=Path, default=Path("results/rvqvae"))
     parser.add_argument("--evaluator", type=Path, default=Path("results/evaluator.pth"))
     parser.add_argument("--lookaheads", default="0,0.25,0.5,1")
+    parser.add_argument("--quality-lookaheads", default=None, help="lookaheads scored on the test split "
+                        "(default: --lookaheads)")
     parser.add_argument("--sizes", default="demo,full")
     parser.add_argument("--seconds", type=float, default=60.0, help="speech per speed run")
     parser.add_argument("--clips", type=int, default=0, help="test clips for quality (0: all; -1: skip quality)")
@@ -177,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--long-minutes", type=float, default=30.0, help="long stream at demo size (0: skip)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps per hop (default: params)")
+    parser.add_argument("--window", type=int, default=None, help="window_tokens per hop (default: StreamSettings)")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/streaming"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -185,7 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {
         "machine": {"cpu": platform.processor() or platform.machine(), "flags": cpu_flags(),
                     "threads": args.threads, "dtype": args.dtype, "torch": torch.__version__},
-        "hop_s": StreamSettings().hop_tokens * 4 / FPS, "speed": {}}
+        "hop_s": StreamSettings().hop_tokens * 4 / FPS, "speed": {},
+        "stream_options": {"steps": args.steps or settings.steps, "window_tokens": args.window
+                           or StreamSettings().window_tokens}}
+    options = {"steps": args.steps, "window_tokens": args.window}
     models: dict[str, Omniges] = {}
     for size in args.sizes.split(","):
         if size == "demo":
@@ -193,16 +204,19 @@ def main(argv: list[str] | None = None) -> None:
                                         settings=settings)
         else:
             models[size] = build(settings, layer=6)
+        speed(models[size], 0.0, 2.0, options)  # warm-up: lazy WavLM, first-call allocations
         runs = []
         for lookahead in lookaheads:
             began = time.perf_counter()
             runs.append({"lookahead_s": StreamSettings(lookahead=lookahead).lookahead_tokens * 4 / FPS,
-                         **speed(models[size], lookahead, args.seconds), "wall_s": time.perf_counter() - began})
+                         **speed(models[size], lookahead, args.seconds, options),
+                         "wall_s": time.perf_counter() - began})
             print(size, runs[-1])
         result["speed"][size] = runs
     if "demo" in models and args.clips >= 0:
-        result["quality"] = quality(models["demo"], args.cache, args.evaluator, lookaheads, args.clips,
-                                    args.resamples)
+        scored = [float(v) for v in args.quality_lookaheads.split(",")] if args.quality_lookaheads else lookaheads
+        result["quality"] = quality(models["demo"], args.cache, args.evaluator, scored, args.clips,
+                                    args.resamples, options)
         print(result["quality"])
     if "demo" in models and args.long_minutes > 0:
         result["long_stream"] = long_stream(models["demo"], args.long_minutes)

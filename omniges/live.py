@@ -131,6 +131,7 @@ def mount(app: Any, model: Omniges, out_root: Path, page_url: str) -> LiveServer
 
     server = LiveServer(model)
     figure_glb(out_root)
+    _ = model.wavlm  # built now (a lazy property), not in the first stream's first hop
     routes = app.router.routes
     routes.insert(0, WebSocketRoute("/live/ws", server.handle))
     routes.insert(0, Route("/live", lambda request: RedirectResponse(page_url)))

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 TOKEN_SECONDS = FRAMES_PER_TOKEN / FPS  # 0.1333 s
 GRID_TOKENS = 3  # 3 tokens = 12 frames = 0.4 s = 6400 samples: feature spans start on this grid
 GRID_SAMPLES = GRID_TOKENS * FRAMES_PER_TOKEN * SAMPLE_RATE // FPS
+BLEND_FRAMES = 4  # frames over which a hop's start is faded from where the emitted motion was heading
 MARGIN_TOKENS = 15  # speech left of the new frames their features see (2 s: WavLM's and the STFT's context)
 
 
@@ -115,7 +116,8 @@ class A2GStream:
         self.decided = 0  # gesture tokens emitted
         self.features: dict[str, torch.Tensor] = {}  # conditioning frames [feature_offset, decided * 4)
         self.feature_offset = 0
-        self.last_frame: dict[str, np.ndarray] | None = None  # un-drifted root and raw parts of the last frame
+        self.last_frame: dict[str, np.ndarray] | None = None  # un-drifted root of the last frame
+        self.tail: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # each part's last two emitted frames
         self.drift = np.zeros(2)  # the leaky integrator's state (x, z), see bound_root_drift
         self.origin = np.zeros(3)
         horizon = model.settings.root_horizon_s * FPS
@@ -261,7 +263,28 @@ class A2GStream:
         stop = min(hi, self._frames() - (self.decided - context) * FRAMES_PER_TOKEN) if self.finished else hi
         raw = {p: processor.denormalize(p, v)[0, lo:max(lo, stop)].detach().float().cpu().numpy()
                for p, v in parts.items()}
-        return self._to_smplx(raw)
+        return self._to_smplx(self._join(raw))
+
+    def _join(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Inertialization at the hop's first frame: the new frames start where the emitted motion was heading
+        (its last frame plus its last step), with its step, and both offsets fade over BLEND_FRAMES. The decoder
+        saw other right context for the last emitted frames than for these (the lookahead tokens then, decided
+        tokens now), so without it each hop would start with a jump."""
+        n = len(raw["upper"])
+        if n and self.tail is not None:
+            frames = np.arange(n)[:, None]
+            t = np.clip(frames / BLEND_FRAMES, 0, 1)
+            fade = 1 - 3 * t**2 + 2 * t**3  # 1 -> 0 with zero slope at both ends
+            for part, values in raw.items():
+                last, before = self.tail[part]
+                step = values[1] - values[0] if n > 1 else last - before
+                position = 2 * last - before - values[0]  # to where the emitted motion was heading
+                velocity = (last - before) - step  # to the step it was taking
+                raw[part] = values + (position + velocity * frames) * fade
+        if n:
+            previous = {p: v[0] for p, v in self.tail.items()} if self.tail else {p: v[0] for p, v in raw.items()}
+            self.tail = {p: (v[-1], v[-2] if n > 1 else previous[p]) for p, v in raw.items()}
+        return raw
 
     def _to_smplx(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from omniges.data.body import merge_parts

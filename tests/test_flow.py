@@ -461,3 +461,22 @@ def test_a_checkpoint_trained_with_model_guidance_samples_its_task_at_guidance_o
     model.a2g(speech, seed=0)
     model.a2g(speech, seed=0, guidance=3.0)  # an explicit guidance still applies
     assert seen[0] == 1.0 and seen[-1] == 3.0
+
+
+def test_stream_prefixes_leave_only_the_last_tokens_to_generate():
+    """flow.stream_prefix_prob: a share of the prefixed rows know all but their last 1..max_prefix_tokens tokens
+    (a live stream's windows); at 0 the draws are those of a run without the option."""
+    x1, x_t = torch.ones(64, 32, 4), torch.zeros(64, 32, 4)
+    plain = FlowLoss(prefix_prob=1.0, max_prefix_tokens=8)
+    _, known = plain._known_prefix("gesture", x1, x_t, torch.Generator().manual_seed(0))
+    assert known.sum(1).max() <= 8
+    _, again = FlowLoss(prefix_prob=1.0, max_prefix_tokens=8, stream_prefix_prob=0.0)._known_prefix(
+        "gesture", x1, x_t, torch.Generator().manual_seed(0))
+    assert torch.equal(known, again)
+    live = FlowLoss(prefix_prob=1.0, max_prefix_tokens=8, stream_prefix_prob=0.5)
+    mixed, known = live._known_prefix("gesture", x1, x_t, torch.Generator().manual_seed(0))
+    lengths = known.sum(1)
+    long_rows = lengths >= 24
+    assert 10 < long_rows.sum() < 54 and bool((lengths[~long_rows] <= 8).all())
+    assert bool(((32 - lengths[long_rows]) <= 8).all())  # 1..8 tokens left to generate
+    assert torch.equal(mixed[known], x1[known]) and not mixed[~known].any()

@@ -126,14 +126,23 @@ def _venv_tool(name: str) -> str:
 
 
 def dvc_stage(target: str) -> str | None:
-    """The dvc.yaml stage of a Snakemake target (`train_a2g` -> `train@a2g`); None for `all` (every stage)."""
+    """The dvc.yaml stage of a Snakemake target (`train_multitask` -> `train@multitask`); None for `all` (every
+    stage); "" for an experiment's target that dvc.yaml does not list (its `foreach` is params' training.run)."""
     if target == "all":
         return None
     import yaml
 
     stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
-    aliases = {f"{name}_{item}": f"{name}@{item}"
-               for name, stage in stages.items() for item in stage.get("foreach", [])}
+    params = yaml.safe_load(Path("params.yaml").read_text()) if Path("params.yaml").is_file() else {}
+    aliases, experiments = {}, set(params.get("training", {}).get("experiments", {}))
+    for name, stage in stages.items():
+        items = stage.get("foreach", [])
+        if isinstance(items, str):  # ${section.key}: DVC reads it from params.yaml; other experiments have no stage
+            aliases.update({f"{name}_{e}": "" for e in experiments})
+            items = params
+            for key in stage["foreach"].strip("${}").split("."):
+                items = items.get(key, []) if isinstance(items, dict) else []
+        aliases.update({f"{name}_{item}": f"{name}@{item}" for item in items})
     return aliases.get(target, target)  # a plain stage name or an output path: dvc resolves it
 
 
@@ -145,6 +154,9 @@ def _record_in_dvc(target: str) -> None:
         click.echo("not recorded in dvc.lock: `compare` builds experiments beyond training.run, which dvc.yaml lists")
         return
     stage = dvc_stage(target)
+    if stage == "":
+        click.echo(f"not recorded in dvc.lock: {target} is an experiment dvc.yaml does not list (training.run)")
+        return
     command = [_venv_tool("dvc"), "commit", "--force", "--quiet", *(["--with-deps", stage] if stage else [])]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:

@@ -115,3 +115,29 @@ def test_bad_pcm_is_named(model):
         stream.push(np.full(100, np.nan, np.float32))
     with pytest.raises(ValueError, match="float or int16"):
         stream.push(np.zeros(100, np.int64))
+
+
+def test_cli_generate_stream_writes_the_files_and_a_latency_report(tiny_checkpoint, tmp_path, monkeypatch):
+    import json
+
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from omniges.cli import main
+
+    monkeypatch.chdir(tiny_checkpoint.parents[3])  # data/cache and results/rvqvae beside the checkpoint
+    speech = tmp_path / "talk.wav"
+    sf.write(speech, _speech(2.0), 16000)
+    out, npz, report = tmp_path / "talk.mp4", tmp_path / "talk.npz", tmp_path / "latency.json"
+    result = CliRunner().invoke(main, ["generate", "--audio", str(speech), "--out", str(out), "--npz", str(npz),
+                                       "--checkpoint", str(tiny_checkpoint), "--stream", "--lookahead", "0.25",
+                                       "--latency-report", str(report), "--steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "latency  median" in result.output
+    assert np.load(npz)["poses"].shape == (60, 165)
+    latency = json.loads(report.read_text())
+    assert latency["frames"] == 60 and latency["lookahead_s"] == pytest.approx(0.2667, abs=1e-3)
+    assert latency["latency_p95_s"] >= latency["latency_median_s"] >= latency["lookahead_s"]
+    bad = CliRunner().invoke(main, ["generate", "--audio", str(speech), "--out", str(out), "--realtime",
+                                    "--checkpoint", str(tiny_checkpoint)])
+    assert bad.exit_code != 0 and "go with --stream" in bad.output

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from benchmarks.bench_end_to_end import build, speech_like
-from omniges.constants import FPS, SAMPLE_RATE
+from omniges.constants import SAMPLE_RATE
+from omniges.data.dataset import FRAMES_PER_TOKEN
 from omniges.data.store import LmdbReader, write_json_atomic
 from omniges.inference import GenerationSettings, Omniges
 from omniges.streaming import StreamSettings, concatenate, latency_report, stream_a2g
@@ -88,7 +89,7 @@ def quality(model: Omniges, cache: Path, evaluator_path: Path, lookaheads: list[
     kwargs = {"evaluator": load_evaluator(evaluator_path), "mean_vel": train_mean_velocity(reader)}
     keys = ("sync_z", "fgd", "l1div")
     rows: dict[str, Any] = {}
-    hop_frames = StreamSettings().hop_tokens * 4
+    hop_frames = StreamSettings().hop_tokens * FRAMES_PER_TOKEN
 
     def scored(name: str, motions: list[report.Motion], seams: list[float] | None = None) -> None:
         stats = report.gesture_stats(refs, motions, **kwargs)
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {
         "machine": {"cpu": platform.processor() or platform.machine(), "flags": cpu_flags(),
                     "threads": args.threads, "dtype": args.dtype, "torch": torch.__version__},
-        "hop_s": StreamSettings().hop_tokens * 4 / FPS, "speed": {},
+        "hop_s": StreamSettings().hop_s, "speed": {},
         "stream_options": {"steps": args.steps or settings.steps, "window_tokens": args.window
                            or StreamSettings().window_tokens}}
     options = {"steps": args.steps, "window_tokens": args.window}
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = []
         for lookahead in lookaheads:
             began = time.perf_counter()
-            runs.append({"lookahead_s": StreamSettings(lookahead=lookahead).lookahead_tokens * 4 / FPS,
+            runs.append({"lookahead_s": StreamSettings(lookahead=lookahead).lookahead_s,
                          **speed(models[size], lookahead, args.seconds, options),
                          "wall_s": time.perf_counter() - began})
             print(size, runs[-1])

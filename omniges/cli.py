@@ -127,9 +127,12 @@ def _venv_tool(name: str) -> str:
 
 def dvc_stage(target: str) -> str | None:
     """The dvc.yaml stage of a Snakemake target (`train_multitask` -> `train@multitask`); None for `all` (every
-    stage); "" for an experiment's target that dvc.yaml does not list (its `foreach` is params' training.run)."""
+    stage); "" for `compare` and an experiment's target that dvc.yaml does not list (its `foreach` is params'
+    training.run)."""
     if target == "all":
         return None
+    if target == "compare":  # every defined experiment, and dvc.yaml lists those of training.run only
+        return ""
     import yaml
 
     stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
@@ -150,12 +153,9 @@ def _record_in_dvc(target: str) -> None:
     """`dvc commit` the stages the Snakemake target built (and their upstream), so the two runners agree."""
     if not Path("dvc.yaml").is_file() or not Path(".dvc").is_dir():
         return
-    if target == "compare":  # every experiment: dvc.yaml lists those of training.run only
-        click.echo("not recorded in dvc.lock: `compare` builds experiments beyond training.run, which dvc.yaml lists")
-        return
     stage = dvc_stage(target)
     if stage == "":
-        click.echo(f"not recorded in dvc.lock: {target} is an experiment dvc.yaml does not list (training.run)")
+        click.echo(f"not recorded in dvc.lock: {target} builds experiments dvc.yaml does not list (training.run)")
         return
     command = [_venv_tool("dvc"), "commit", "--force", "--quiet", *(["--with-deps", stage] if stage else [])]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -386,7 +386,7 @@ def _stream_to_files(model, wave, words, out_path: Path, motion_files: dict[str,
     for result in stream.finish():
         results.append(result)
         emitted.append(time.perf_counter() - began)
-    report = {"lookahead_s": settings.lookahead_tokens * 4 / 30, "hop_s": settings.hop_tokens * 4 / 30,
+    report = {"lookahead_s": settings.lookahead_s, "hop_s": settings.hop_s,
               "paced": realtime, **latency_report(results, emitted=emitted if realtime else None)}
     if report_path:
         report_path.write_text(json.dumps(report, indent=2))

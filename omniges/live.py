@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from omniges.inference import Omniges
 from omniges.streaming import A2GStream, StreamSettings
 
-log = logging.getLogger("omniges")
 LIVE_PAGE = "live.html"
 FIGURE = "live_figure.glb"
 MAX_MESSAGE_SAMPLES = 48000 * 5  # one binary message holds at most 5 s of speech
@@ -40,11 +37,9 @@ def frames_message(result: dict[str, Any]) -> dict[str, Any]:
     """A stream result as the page's message: per-joint local quaternions and the pelvis position (the .glb's
     animation channels, `omniges.export.gltf`)."""
     from omniges.data.skinned_body import default_body
+    from omniges.export.gltf import animation_channels
 
-    body = default_body()
-    poses = body.skinning_poses(np.asarray(result["poses"], np.float64))
-    quats = Rotation.from_rotvec(poses.reshape(-1, 3)).as_quat().reshape(len(poses), -1, 4)
-    root = body.rest_joints[0] + np.asarray(result["trans"])
+    quats, root = animation_channels(np.asarray(result["poses"], np.float64), result["trans"], default_body())
     return {"start": int(result["start_frame"]), "quaternions": np.round(quats, 5).tolist(),
             "root": np.round(root, 5).tolist()}
 

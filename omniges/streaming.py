@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from omniges.constants import FPS, SAMPLE_RATE
-from omniges.data.body import velocity_to_trans
+from omniges.data.body import drift_leak, leaky_sum, velocity_to_trans
 from omniges.data.dataset import FRAMES_PER_TOKEN
 from omniges.device import to_device
 
@@ -80,6 +80,16 @@ class StreamSettings:
         return round(self.lookahead / TOKEN_SECONDS)
 
     @property
+    def lookahead_s(self) -> float:
+        """The lookahead a stream uses: whole tokens."""
+        return self.lookahead_tokens * TOKEN_SECONDS
+
+    @property
+    def hop_s(self) -> float:
+        """The hop a stream uses: whole tokens."""
+        return self.hop_tokens * TOKEN_SECONDS
+
+    @property
     def hop_tokens(self) -> int:
         return round(self.hop / TOKEN_SECONDS)
 
@@ -120,8 +130,7 @@ class A2GStream:
         self.tail: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # each part's last two emitted frames
         self.drift = np.zeros(2)  # the leaky integrator's state (x, z), see bound_root_drift
         self.origin = np.zeros(3)
-        horizon = model.settings.root_horizon_s * FPS
-        self.leak = float(np.exp(-1.0 / horizon)) if horizon > 0 else 1.0
+        self.leak = drift_leak(model.settings.root_horizon_s * FPS)
         self.finished = False
 
     # ---------------------------------------------------------------- input
@@ -304,9 +313,8 @@ class A2GStream:
             root = velocity_to_trans(np.concatenate([previous[None], velocity]), previous)[1:]
             steps = np.diff(np.concatenate([previous[None, [0, 2]], root[:, [0, 2]]]), axis=0)
         trans = root.copy()
-        for i, step in enumerate(steps):  # bound_root_drift's leaky integrator, frame by frame
-            self.drift = self.leak * self.drift + step
-            trans[i, [0, 2]] = self.origin[[0, 2]] + self.drift
+        drift, self.drift = leaky_sum(steps, self.leak, self.drift)  # bound_root_drift's, continued hop by hop
+        trans[:, [0, 2]] = self.origin[[0, 2]] + drift
         self.last_frame = {"root": root[-1].copy()}
         return {"poses": poses, "trans": trans, "expressions": expressions}
 

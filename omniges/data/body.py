@@ -108,11 +108,25 @@ def bound_root_drift(trans: np.ndarray, horizon_frames: float) -> np.ndarray:
     trans = np.asarray(trans, dtype=np.float64)
     if horizon_frames <= 0 or len(trans) < 2:
         return trans.copy()
-    leak = float(np.exp(-1.0 / horizon_frames))
     out = trans.copy()
-    steps = np.diff(trans[:, [0, 2]], axis=0)
-    out[1:, [0, 2]] = trans[0, [0, 2]] + lfilter([1.0], [1.0, -leak], steps, axis=0)
+    out[1:, [0, 2]] = trans[0, [0, 2]] + leaky_sum(np.diff(trans[:, [0, 2]], axis=0), drift_leak(horizon_frames))[0]
     return out
+
+
+def drift_leak(horizon_frames: float) -> float:
+    """The leak of `bound_root_drift` over `horizon_frames` (1: none, for a horizon <= 0)."""
+    return float(np.exp(-1.0 / horizon_frames)) if horizon_frames > 0 else 1.0
+
+
+def leaky_sum(steps: np.ndarray, leak: float, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """y_t = leak * y_(t-1) + step_t down the rows of `steps` (n, k), from y_(-1) = `state` (zeros): (y, the last
+    y, to continue from). `bound_root_drift` runs it over a whole path, a live stream hop by hop."""
+    steps = np.asarray(steps, dtype=np.float64)
+    state = np.zeros(steps.shape[1]) if state is None else np.asarray(state, dtype=np.float64)
+    if not len(steps):
+        return steps.copy(), state
+    out, _ = lfilter([1.0], [1.0, -leak], steps, axis=0, zi=(leak * state)[None])
+    return out, out[-1].copy()
 
 
 def split_parts(

@@ -33,6 +33,13 @@ def _quaternions(poses: np.ndarray) -> np.ndarray:
     return quats
 
 
+def animation_channels(poses: np.ndarray, trans: np.ndarray, body: SkinnedBody) -> tuple[np.ndarray, np.ndarray]:
+    """What the skeleton is animated with: (T, 55, 4) xyzw local rotations (hands with SMPL-X's mean hand pose
+    added, as the mesh is bound) and the (T, 3) pelvis position (its rest offset plus `trans`). The .glb's channels;
+    the live page poses the same bones with them."""
+    return _quaternions(body.skinning_poses(poses)), body.rest_joints[0] + np.asarray(trans)
+
+
 class _Buffer:
     """One binary buffer growing by 4-byte-aligned views, with the accessors that read them."""
 
@@ -97,14 +104,14 @@ def build_gltf(poses: np.ndarray, trans: np.ndarray | None = None, *, fps: float
     gltf.scenes.append(gl.Scene(name="omniges", nodes=[0, 1]))
 
     times = buffer.add((np.arange(len(poses)) / fps).astype(np.float32), gl.SCALAR, gl.FLOAT, bounds=True)
-    quats = _quaternions(body.skinning_poses(poses)).astype(np.float32)
+    quats, root = animation_channels(poses, trans, body)
+    quats, root = quats.astype(np.float32), root.astype(np.float32)
     samplers, channels = [], []
     for joint in range(len(rest)):
         samplers.append(gl.AnimationSampler(input=times, output=buffer.add(quats[:, joint], gl.VEC4, gl.FLOAT),
                                             interpolation=gl.ANIM_LINEAR))
         channels.append(gl.AnimationChannel(sampler=joint, target=gl.AnimationChannelTarget(node=1 + joint,
                                                                                             path="rotation")))
-    root = (rest[0] + trans).astype(np.float32)
     samplers.append(gl.AnimationSampler(input=times, output=buffer.add(root, gl.VEC3, gl.FLOAT),
                                         interpolation=gl.ANIM_LINEAR))
     channels.append(gl.AnimationChannel(sampler=len(rest), target=gl.AnimationChannelTarget(node=1,

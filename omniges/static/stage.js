@@ -28,6 +28,8 @@ export function makeStage() {
 
 // frame a standing figure: its bounds now, seen from the front (+z), a little above the waist
 export function frameFigure(root, { grid, camera, controls }) {
+  root.updateMatrixWorld(true);
+  root.traverse((node) => { if (node.isSkinnedMesh) node.computeBoundingBox(); });  // as posed now, not cached
   const box = new THREE.Box3().setFromObject(root);
   const centre = box.getCenter(new THREE.Vector3()), height = box.max.y - box.min.y;
   grid.position.y = box.min.y;

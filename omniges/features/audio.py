@@ -146,13 +146,17 @@ def logmel(wave: np.ndarray, sr: int = SAMPLE_RATE, *, fps: float = 30, n_frames
     padded = np.zeros(max(needed, wave.shape[-1] + 2 * half), dtype=np.float32)
     padded[half:half + wave.shape[-1]] = wave
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa's stft
-    basis = _mel_basis(sr, n_fft, n_mels, fmin, fmax)
+    # the projection runs in torch's thread pool: numpy's OpenBLAS threads keep spinning after a call and slowed
+    # the next generator call by ~70 ms (a live stream's every hop; docs/design-notes.md, "Live A2G")
+    import torch
+
+    basis = torch.from_numpy(np.ascontiguousarray(_mel_basis(sr, n_fft, n_mels, fmin, fmax).T, dtype=np.float32))
     out = np.empty((n_frames, n_mels), dtype=np.float32)
     offsets = np.arange(n_fft)
     for start in range(0, n_frames, block):
         frames = padded[centres[start:start + block, None] + offsets] * window
-        magnitude = np.abs(scipy.fft.rfft(frames, axis=-1))
-        out[start:start + block] = np.log(np.maximum(magnitude @ basis.T, eps))
+        magnitude = torch.from_numpy(np.abs(scipy.fft.rfft(frames, axis=-1)).astype(np.float32))
+        out[start:start + block] = np.log(np.maximum((magnitude @ basis).numpy(), eps))
     return out
 
 

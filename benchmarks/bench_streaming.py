@@ -58,7 +58,7 @@ def chunks(wave: np.ndarray) -> list[np.ndarray]:
 
 
 def settings_for(lookahead: float, options: dict[str, Any]) -> StreamSettings:
-    return StreamSettings(lookahead=lookahead, **{k: v for k, v in options.items() if k != "steps" and v})
+    return StreamSettings(lookahead=lookahead, **{k: v for k, v in options.items() if k != "steps" and v is not None})
 
 
 def speed(model: Omniges, lookahead: float, seconds: float, options: dict[str, Any], seed: int = 0) -> dict[str, Any]:
@@ -77,15 +77,15 @@ def seam_ratio(poses: np.ndarray, hop_frames: int) -> float:
 
 
 def quality(model: Omniges, cache: Path, evaluator_path: Path, lookaheads: list[float], clips: int,
-            resamples: int, options: dict[str, Any]) -> dict[str, Any]:
-    """Offline and streamed A2G on the test split, scored as the evaluate stage scores A2G."""
+            resamples: int, options: dict[str, Any], split: str = "test") -> dict[str, Any]:
+    """Offline and streamed A2G on one split (choices on val, reports on test), scored as evaluate scores A2G."""
     from omniges.evaluation import report
     from omniges.evaluation.evaluate import test_motions, train_mean_velocity, train_motion_pool
     from omniges.evaluation.evaluator import load_evaluator
     from omniges.evaluation.metrics import bootstrap_ci
 
     reader = LmdbReader(cache / "clips.lmdb")
-    refs = list(test_motions(reader, "test").values())[:clips or None]
+    refs = list(test_motions(reader, split).values())[:clips or None]
     kwargs = {"evaluator": load_evaluator(evaluator_path), "mean_vel": train_mean_velocity(reader)}
     keys = ("sync_z", "fgd", "l1div")
     rows: dict[str, Any] = {}
@@ -108,7 +108,7 @@ def quality(model: Omniges, cache: Path, evaluator_path: Path, lookaheads: list[
                [seam_ratio(s["poses"], hop_frames) for s in streamed])
     scored("ground_truth", refs)
     scored("random_clip", report.random_clip_baseline(refs, train_motion_pool(reader)))
-    return {"clips": len(refs), "rows": rows}
+    return {"split": split, "clips": len(refs), "rows": rows}
 
 
 def rss_mb() -> float:
@@ -118,11 +118,11 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def long_stream(model: Omniges, minutes: float, lookahead: float = 0.5) -> dict[str, Any]:
+def long_stream(model: Omniges, minutes: float, options: dict[str, Any], lookahead: float = 0.5) -> dict[str, Any]:
     """Per-minute hop compute (median) and resident memory over a stream of `minutes` of speech."""
     from omniges.streaming import A2GStream
 
-    stream = A2GStream(model, StreamSettings(lookahead=lookahead), seed=0)
+    stream = A2GStream(model, settings_for(lookahead, options), seed=0, steps=options.get("steps"))
     minute = speech_like(60.0)
     per_minute = []
     for _ in range(max(1, round(minutes))):
@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--long-minutes", type=float, default=30.0, help="long stream at demo size (0: skip)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    parser.add_argument("--quantize", default=None, choices=("auto", "int8", "none"),
+                        help="generator linear layers (default: params)")
+    parser.add_argument("--feature-context", type=float, default=None, help="StreamSettings.feature_context (s)")
+    parser.add_argument("--split", default="test", choices=("val", "test"), help="quality split (tune on val)")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps per hop (default: params)")
     parser.add_argument("--window", type=int, default=None, help="window_tokens per hop (default: StreamSettings)")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/streaming"))
@@ -191,20 +195,24 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     lookaheads = [float(v) for v in args.lookaheads.split(",")]
     settings = dataclasses.replace(GenerationSettings.from_params(), dtype=args.dtype)
+    if args.quantize:
+        settings = dataclasses.replace(settings, quantize=args.quantize)
     result: dict[str, Any] = {
         "machine": {"cpu": platform.processor() or platform.machine(), "flags": cpu_flags(),
-                    "threads": args.threads, "dtype": args.dtype, "torch": torch.__version__},
+                    "threads": args.threads, "dtype": args.dtype, "quantize": settings.quantize,
+                    "torch": torch.__version__},
         "hop_s": StreamSettings().hop_s, "speed": {},
         "stream_options": {"steps": args.steps or settings.steps, "window_tokens": args.window
-                           or StreamSettings().window_tokens}}
-    options = {"steps": args.steps, "window_tokens": args.window}
+                           or StreamSettings().window_tokens, "feature_context": StreamSettings(
+                               feature_context=args.feature_context or StreamSettings().feature_context).feature_context}}
+    options = {"steps": args.steps, "window_tokens": args.window, "feature_context": args.feature_context}
     models: dict[str, Omniges] = {}
     for size in args.sizes.split(","):
         if size == "demo":
             models[size] = Omniges.load(args.checkpoint, cache_dir=args.cache, rvqvae_dir=args.rvqvae,
                                         settings=settings)
         else:
-            models[size] = build(settings, layer=6)
+            models[size] = build(settings, layer="auto")  # base-size WavLM: layer 6
         speed(models[size], 0.0, 2.0, options)  # warm-up: lazy WavLM, first-call allocations
         runs = []
         for lookahead in lookaheads:
@@ -217,10 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     if "demo" in models and args.clips >= 0:
         scored = [float(v) for v in args.quality_lookaheads.split(",")] if args.quality_lookaheads else lookaheads
         result["quality"] = quality(models["demo"], args.cache, args.evaluator, scored, args.clips,
-                                    args.resamples, options)
+                                    args.resamples, options, args.split)
         print(result["quality"])
     if "demo" in models and args.long_minutes > 0:
-        result["long_stream"] = long_stream(models["demo"], args.long_minutes)
+        result["long_stream"] = long_stream(models["demo"], args.long_minutes, options)
         print({k: v for k, v in result["long_stream"].items() if k != "per_minute"})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out.with_suffix(".json"), result)

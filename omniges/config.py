@@ -65,7 +65,7 @@ class DataParams(Strict):
 class WavLMParams(Strict):
     path: str = ""
     config: Literal["base", "tiny"] = "tiny"
-    layer: int | Literal["mean"] = "mean"
+    layer: int | Literal["mean", "auto"] = "auto"
     seed: int = 0
 
 
@@ -321,6 +321,7 @@ class GenerationParams(Strict):
     guidance_interval: tuple[float, float] = (0.0, 1.0)
     cfg_batch: bool | Literal["auto"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    quantize: Literal["auto", "int8", "none"] = "auto"
     window_tokens: int = Field(0, ge=0)
     overlap_tokens: int = Field(4, ge=0)
     root_horizon_s: float = Field(10.0, ge=0)

@@ -45,6 +45,7 @@ from omniges.features.text import TextEncoder, Vocabulary, frame_text_features, 
 from omniges.models.flow import TASK_GENERATES
 from omniges.models.flow_sampler import FlowSampler
 from omniges.models.omniges_transformer import OmnigesConfig, OmnigesTransformerModel
+from omniges.models.quantize import quantize_linears
 from omniges.tokenizer.processor import GestureProcessor
 
 SILENCE_PEAK = 1e-4  # a wave whose peak is below this is silence: A2G then generates idle motion
@@ -83,6 +84,7 @@ def load_speech(path: str | Path) -> np.ndarray:
 @dataclass
 class GenerationSettings:
     dtype: str = "auto"  # generator weights: auto (bfloat16 where computed natively) | float32 | bfloat16
+    quantize: str = "auto"  # generator linear layers: int8 (CPU) | none | auto (int8 on a CPU)
     steps: int = 2
     guidance: float = 1.5
     task_guidance: dict[str, float] = field(default_factory=lambda: {"t2g": 6.0})  # per-task overrides of guidance
@@ -97,6 +99,8 @@ class GenerationSettings:
     g2t_word_bonus: float = 0.0  # G2T decoding: log-probability added per word (> 0: more, shorter words)
 
     def __post_init__(self) -> None:
+        if self.quantize not in ("auto", "int8", "none"):
+            raise ValueError(f"generation.quantize must be auto, int8 or none, got {self.quantize!r}")
         if self.root_horizon_s < 0:
             raise ValueError(f"generation.root_horizon_s must be >= 0, got {self.root_horizon_s}")
         self.guidance_interval = tuple(float(v) for v in self.guidance_interval)
@@ -141,6 +145,15 @@ def resolve_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
     return choices[name]
 
 
+def resolve_quantize(name: str, device: torch.device | str = "cpu") -> bool:
+    """`generation.quantize` -> whether the generator's linear layers run int8 ('auto': on a CPU, where a
+    batch-1 call is bound by reading the weights; design notes, "Live A2G (streaming)")."""
+    device = torch.device(device)
+    if name == "int8" and device.type != "cpu":
+        raise ValueError(f"generation.quantize=int8 runs on a CPU only, not on {device}; use none (or auto)")
+    return name == "int8" or (name == "auto" and device.type == "cpu")
+
+
 def _random_init_args(source: str) -> tuple[str, int] | None:
     match = re.fullmatch(r"random-init:(\w+):seed=(\d+)", source)
     return (match.group(1), int(match.group(2))) if match else None
@@ -165,6 +178,11 @@ class Omniges:
         self.device = resolve_device(device)
         dtype = resolve_dtype(self.settings.dtype, self.device)
         self.model.eval().to(self.device, dtype)
+        self.quantized = resolve_quantize(self.settings.quantize, self.device)
+        if self.quantized:  # the MMDiT and the audio fusion, nearly all weights; the rest float32 around them
+            self.model.float()
+            quantize_linears(self.model.mmdit)
+            quantize_linears(self.model.audio_fusion)
         # checkpoints from before flow.prediction existed were velocity-parameterised
         self.flow = FlowSampler(**{"prediction": "velocity", **payload["flow"]})
         self.processor, self.vocab, self.features_params = processor, vocab, features
@@ -225,8 +243,9 @@ class Omniges:
             cfg = self.features_params.get("wavlm", {})
             random_init = _random_init_args(source)
             # WavLM runs in the generator's dtype (bf16 where native; design notes, "Inference speed")
-            kwargs = dict(layer=cfg.get("layer", "mean"), dtype=resolve_dtype(self.settings.dtype, self.device),
-                          device=self.device)
+            dtype = resolve_dtype(self.settings.dtype, self.device)
+            kwargs = dict(layer=cfg.get("layer", "mean"), dtype=dtype, device=self.device,
+                          quantize_ff=self.quantized and dtype == torch.float32)
             if random_init:
                 self._wavlm = WavLMFeatures.random_init(random_init[1], random_init[0], **kwargs)
             else:

@@ -3,9 +3,9 @@
 A stream runs on a schedule of hops in the speech's own time, never in the caller's chunking: hop n decides the
 gesture tokens [D, K) with K = n * hop once the speech up to K + lookahead has arrived. Each hop
 
-- extracts WavLM + MFCC for its new and lookahead frames only, over a span that starts 2 s before them (on a
-  0.4 s grid): the earlier frames of the window keep the features they had when they were decided, so a hop's
-  cost does not grow with the stream, nor with the window;
+- extracts WavLM + MFCC once per frame, for the speech that arrived since the last hop only, over a span that
+  starts `feature_context` (1 s) before it, on a 0.4 s grid: every other frame of the window keeps the features
+  it got when its speech arrived, so a hop's cost does not grow with the stream, the window or the lookahead;
 - samples one window of at most `window_tokens` gesture tokens ending at the newest speech, its first tokens
   clamped to the motion already emitted (inpainting, as `FlowSampler.generate_long` joins offline windows);
 - decodes the new tokens with a few decided tokens of left context and the not-yet-decided lookahead tokens as
@@ -39,7 +39,6 @@ TOKEN_SECONDS = FRAMES_PER_TOKEN / FPS  # 0.1333 s
 GRID_TOKENS = 3  # 3 tokens = 12 frames = 0.4 s = 6400 samples: feature spans start on this grid
 GRID_SAMPLES = GRID_TOKENS * FRAMES_PER_TOKEN * SAMPLE_RATE // FPS
 BLEND_FRAMES = 4  # frames over which a hop's start is faded from where the emitted motion was heading
-MARGIN_TOKENS = 15  # speech left of the new frames their features see (2 s: WavLM's and the STFT's context)
 
 
 def token_sample(token: int) -> int:
@@ -54,15 +53,18 @@ class StreamSettings:
     lookahead: future speech a frame may see before it is decided (0: causal);
     hop: how often the stream generates (each hop decides this much motion);
     window_tokens: the gesture tokens one hop samples (emitted prefix + new + lookahead): its cost per hop;
-    decode_context_tokens: decided tokens the tokenizer's decoder sees left of the new ones."""
+    decode_context_tokens: decided tokens the tokenizer's decoder sees left of the new ones;
+    feature_context: speech left of the newly arrived frames that their WavLM features see (offline's chunks see
+    1 s; WavLM's positional convolution spans 1.28 s each side), rounded to whole tokens."""
 
     lookahead: float = 0.5
     hop: float = 2 * TOKEN_SECONDS
     window_tokens: int = 32
     decode_context_tokens: int = 4
+    feature_context: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("lookahead", "hop"):
+        for name in ("lookahead", "hop", "feature_context"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
@@ -88,6 +90,10 @@ class StreamSettings:
     def hop_s(self) -> float:
         """The hop a stream uses: whole tokens."""
         return self.hop_tokens * TOKEN_SECONDS
+
+    @property
+    def feature_context_tokens(self) -> int:
+        return round(self.feature_context / TOKEN_SECONDS)
 
     @property
     def hop_tokens(self) -> int:
@@ -124,8 +130,9 @@ class A2GStream:
         self.latents = torch.zeros(1, 0, width, device=model.device)  # decided tokens [latent_offset, decided)
         self.latent_offset = 0
         self.decided = 0  # gesture tokens emitted
-        self.features: dict[str, torch.Tensor] = {}  # conditioning frames [feature_offset, decided * 4)
+        self.features: dict[str, torch.Tensor] = {}  # conditioning frames [feature_offset, extracted * 4)
         self.feature_offset = 0
+        self.extracted = 0  # gesture tokens whose features exist
         self.last_frame: dict[str, np.ndarray] | None = None  # un-drifted root of the last frame
         self.tail: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # each part's last two emitted frames
         self.drift = np.zeros(2)  # the leaky integrator's state (x, z), see bound_root_drift
@@ -219,12 +226,13 @@ class A2GStream:
                 "compute_seconds": time.perf_counter() - began}
 
     def _audio_condition(self, start: int, end: int) -> dict[str, torch.Tensor]:
-        """Normalised WavLM + MFCC of tokens [start, end): the decided tokens' from the cache, the rest extracted
-        now; then the cache keeps what the next windows can reach."""
-        fresh = self._extract(self.decided, end)
-        keep = self.decided * FRAMES_PER_TOKEN - self.feature_offset  # drops the last hop's lookahead frames
-        self.features = {k: torch.cat([self.features[k][:, :keep], v], dim=1) if self.features else v
-                         for k, v in fresh.items()}
+        """Normalised WavLM + MFCC of tokens [start, end): the tokens an earlier hop extracted from the cache,
+        the newly arrived ones extracted now; then the cache keeps what the next windows can reach."""
+        if end > self.extracted:
+            fresh = self._extract(self.extracted, end)
+            self.features = ({k: torch.cat([self.features[k], v], dim=1) for k, v in fresh.items()}
+                             if self.features else fresh)
+            self.extracted = end
         lo = start * FRAMES_PER_TOKEN - self.feature_offset
         cond = {k: v[:, lo:lo + (end - start) * FRAMES_PER_TOKEN] for k, v in self.features.items()}
         oldest = max(0, end - self.settings.window_tokens) * FRAMES_PER_TOKEN  # no later window starts before it
@@ -235,8 +243,8 @@ class A2GStream:
 
     def _extract(self, start: int, end: int) -> dict[str, torch.Tensor]:
         """Normalised WavLM + MFCC of tokens [start, end), extracted over a grid-aligned span that starts
-        MARGIN_TOKENS before them (the same span for the same hop, whatever the chunking)."""
-        span = max(0, (start - MARGIN_TOKENS) // GRID_TOKENS * GRID_TOKENS)
+        `feature_context` before them (the same span for the same hop, whatever the chunking)."""
+        span = self._span_start(start)
         first = token_sample(span) - self.audio_offset
         wave = self.audio[first:token_sample(end) - self.audio_offset]
         frames = min(self._frames(), end * FRAMES_PER_TOKEN) - span * FRAMES_PER_TOKEN
@@ -252,9 +260,13 @@ class A2GStream:
             out[key] = value
         return out
 
+    def _span_start(self, token: int) -> int:
+        """The first token of the feature span of frames from `token` on: feature_context before, on the grid."""
+        return max(0, (token - self.settings.feature_context_tokens) // GRID_TOKENS * GRID_TOKENS)
+
     def _trim_audio(self) -> None:
         """Keep only the speech a later hop's span can start at."""
-        earliest = max(0, (self.decided - MARGIN_TOKENS) // GRID_TOKENS * GRID_TOKENS)
+        earliest = self._span_start(self.extracted)
         cut = token_sample(earliest) - self.audio_offset
         if cut > 0:
             self.audio, self.audio_offset = self.audio[cut:], self.audio_offset + cut

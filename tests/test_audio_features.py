@@ -286,3 +286,27 @@ def test_random_init_says_so_in_the_log(caplog: pytest.LogCaptureFixture) -> Non
         features = WavLMFeatures.from_params(path=None, seed=0, config="tiny")
     assert features.random_init
     assert RANDOM_INIT_MESSAGE in caplog.text and "RANDOM INIT" in caplog.text
+
+
+def test_wavlm_auto_layer_is_the_middle_of_a_base_size_model_and_the_mean_of_tiny(tiny_wavlm: WavLMFeatures) -> None:
+    from transformers import WavLMConfig, WavLMModel
+
+    assert WavLMFeatures(tiny_wavlm.model, layer="auto").layer == "mean"  # 2 layers: the demo's
+    narrow = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
+                  num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    twelve = WavLMModel(WavLMConfig(num_hidden_layers=12, **narrow))
+    features = WavLMFeatures(twelve, layer="auto")
+    assert features.layer == 6 and features._run_layers == 6  # base size: the full-size recipe, half the layers run
+
+
+def test_wavlm_int8_feed_forward_is_close_to_float32() -> None:
+    import torch
+
+    wave = np.random.default_rng(5).standard_normal(16000).astype(np.float32) * 0.1
+    full = WavLMFeatures.random_init(0, "tiny").hidden_states(wave)
+    int8 = WavLMFeatures.random_init(0, "tiny", quantize_ff=True)
+    assert "quantized" in type(int8.model.encoder.layers[0].feed_forward.intermediate_dense).__module__
+    relative = np.linalg.norm(int8.hidden_states(wave) - full) / np.linalg.norm(full)
+    assert 0 < relative < 0.05, relative
+    with pytest.raises(ValueError, match="float32"):
+        WavLMFeatures.random_init(0, "tiny", dtype=torch.bfloat16, quantize_ff=True)

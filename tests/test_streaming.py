@@ -73,6 +73,22 @@ def test_state_stays_bounded_over_a_long_stream(model):
     assert stream.latents.shape[1] <= stream.settings.window_tokens
 
 
+@pytest.mark.parametrize("lookahead", [0.0, 1.0])
+def test_features_are_extracted_once_per_frame_over_a_bounded_span(model, monkeypatch, lookahead):
+    spans = []  # (samples, frames) of each extraction
+    extract = model._extract_audio
+    monkeypatch.setattr(model, "_extract_audio", lambda wave, frames: spans.append((len(wave), frames))
+                        or extract(wave, frames))
+    settings = StreamSettings(lookahead=lookahead, feature_context=1.0)
+    stream = A2GStream(model, settings, seed=0, steps=1)
+    hops = [r for _ in range(8) for r in stream.push(_speech(1.0))]
+    hop = settings.hop_tokens * 4 / 30
+    assert len(spans) == len(hops) > 20  # one extraction per hop
+    # after the first: context (1 s) + up to one grid step (0.4 s) + the new speech (one hop), whatever the lookahead
+    assert max(samples for samples, _ in spans[1:]) <= (1.0 + 0.4 + hop) * 16000 + 1
+    assert spans[0][0] >= (hop + settings.lookahead_s) * 16000  # the first hop extracts its lookahead too
+
+
 def test_no_seam_at_hop_boundaries(model):
     """Acceleration at the frames where one hop's motion meets the next is within the range elsewhere."""
     motion = concatenate(_run(model, _speech(8.0), 1600, lookahead=0.25))

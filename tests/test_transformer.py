@@ -315,6 +315,30 @@ def test_generation_dtype_setting():
         resolve_dtype("float16")
 
 
+def test_int8_generation_is_close_to_float32_and_named_where_it_cannot_run():
+    from omniges.inference import GenerationSettings, Omniges, resolve_quantize
+
+    model = tiny_model()
+    payload = dict(config=model.config.to_dict(), state_dict=model.state_dict(), flow={}, tasks=["a2g"],
+                   audio_stats={}, experiment="a2g", window=384)
+    plain, int8 = (Omniges(payload, processor=None, vocab=None, features={},
+                           settings=GenerationSettings(dtype="float32", quantize=q)) for q in ("none", "int8"))
+    assert not plain.quantized and int8.quantized
+    kinds = {type(m).__module__.split(".")[1] for m in int8.model.mmdit.modules() if "Linear" in type(m).__name__}
+    assert kinds == {"ao"}  # every linear layer of the MMDiT is a quantised one
+    inputs = tiny_inputs(model.config)
+    with torch.inference_mode():
+        reference = plain.model(**inputs, **TIMES, generate={"gesture"})["gesture_velocity"]
+        out = int8.model(**inputs, **TIMES, generate={"gesture"})["gesture_velocity"]
+    error = (out - reference).norm() / reference.norm()
+    assert 0 < error < 0.05, error  # really int8, and close
+    assert resolve_quantize("auto", "cpu") and not resolve_quantize("auto", "cuda") and not resolve_quantize("none")
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_quantize("int8", "cuda")
+    with pytest.raises(ValueError, match="generation.quantize"):
+        GenerationSettings(quantize="int4")
+
+
 def test_generation_window_defaults_to_the_training_window():
     from omniges.inference import GenerationSettings, Omniges
 
@@ -322,7 +346,7 @@ def test_generation_window_defaults_to_the_training_window():
     payload = dict(config=model.config.to_dict(), state_dict=model.state_dict(), flow={}, tasks=["a2g"],
                    audio_stats={}, experiment="a2g", window=384)
     assert Omniges(payload, processor=None, vocab=None, features={}).window_tokens == 96
-    settings = GenerationSettings(window_tokens=40, dtype="bfloat16")
+    settings = GenerationSettings(window_tokens=40, dtype="bfloat16", quantize="none")
     loaded = Omniges(payload, processor=None, vocab=None, features={}, settings=settings)
     assert loaded.window_tokens == 40 and loaded.model.gesture_in.weight.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="overlap_tokens"):

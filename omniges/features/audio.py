@@ -253,26 +253,42 @@ def wavlm_config(size: WavLMSize = "base") -> WavLMConfig:
 class WavLMFeatures:
     """WavLM hidden states (one layer, or the mean of all layers) resampled to the motion frame rate.
 
-    With an int `layer` only the encoder layers up to it run (layer 6 of 12 costs about half); `dtype` bfloat16
+    With an int `layer` only the encoder layers up to it run (layer 6 of 12 costs about half); `auto` takes the
+    middle layer of a WavLM of 12 layers or more (base size: 6, the full-size recipe) and the mean of all layers
+    of a smaller one (the demo's 2-layer `tiny`); `dtype` bfloat16
     runs the model in bf16 (on a CPU with native bf16 much faster, features close to float32's). Long audio runs in
     `chunk_s` chunks with `overlap_s` context each side: attention is quadratic in the chunk length.
+    `quantize_ff`: the encoder layers' feed-forward blocks run int8 (CPU, float32 only: on a CPU with native bf16,
+    bf16 was faster).
     `batch_chunks` equal-length chunks go through the model per call; the default batches 8 on an accelerator and
     runs one at a time on a CPU, where a batch of chunks is slower than the same chunks one by one (base size,
     2 threads, bf16, 60 s: 2.1-2.3 s one at a time, 2.9 s batched 8; most likely the batch's activations leave
     the cache).
     """
 
-    def __init__(self, model: WavLMModel, *, layer: int | Literal["mean"] = "mean", normalize: bool = False,
+    def __init__(self, model: WavLMModel, *, layer: int | Literal["mean", "auto"] = "auto", normalize: bool = False,
                  source: str = "", random_init: bool = False, chunk_s: float = 10.0, overlap_s: float = 1.0,
-                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, batch_chunks: int | None = None):
+                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, batch_chunks: int | None = None,
+                 quantize_ff: bool = False):
         n_layers = model.config.num_hidden_layers
+        if layer == "auto":  # the full-size recipe: a middle layer of a base-size (12-layer) or larger WavLM
+            layer = n_layers // 2 if n_layers >= 12 else "mean"
         if layer != "mean" and not (isinstance(layer, int) and -(n_layers + 1) <= layer <= n_layers):
-            raise ValueError(f"layer must be 'mean' or an int in [-{n_layers + 1}, {n_layers}], got {layer!r}")
+            raise ValueError(f"layer must be 'auto', 'mean' or an int in [-{n_layers + 1}, {n_layers}], got {layer!r}")
         if chunk_s <= 0 or overlap_s < 0:
             raise ValueError(f"chunk_s must be > 0 and overlap_s >= 0, got {chunk_s}, {overlap_s}")
         self.model = model.to(device).eval()
         if dtype is not None:
             self.model.to(dtype)
+        if quantize_ff:
+            import torch
+
+            from omniges.models.quantize import quantize_linears
+
+            if next(self.model.parameters()).dtype != torch.float32:
+                raise ValueError("quantize_ff needs a float32 WavLM")
+            for encoder_layer in self.model.encoder.layers:  # attention reads its projections' weights directly
+                quantize_linears(encoder_layer.feed_forward)
         self.layer = layer
         # hidden_states[k] is layer k's output; with an int layer only layers 1..k run (one more where the last
         # layer's output is normalised, i.e. stable-layer-norm WavLM, so that hidden_states[k] is unchanged)
@@ -295,7 +311,7 @@ class WavLMFeatures:
         return int(self.model.config.hidden_size)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, layer: int | Literal["mean"] = "mean",
+    def from_pretrained(cls, path: str | Path, *, layer: int | Literal["mean", "auto"] = "auto",
                         normalize: bool | None = None, **kwargs) -> WavLMFeatures:
         """Load a local WavLM directory (config.json + weights); never downloads, never falls back to random."""
         import json
@@ -314,7 +330,7 @@ class WavLMFeatures:
         return cls(model, layer=layer, normalize=normalize, source=str(path), **kwargs)
 
     @classmethod
-    def random_init(cls, seed: int = 0, config: WavLMSize = "base", *, layer: int | Literal["mean"] = "mean",
+    def random_init(cls, seed: int = 0, config: WavLMSize = "base", *, layer: int | Literal["mean", "auto"] = "auto",
                     **kwargs) -> WavLMFeatures:
         """A seeded, randomly initialised WavLMModel of the given size (same class and output shapes)."""
         import torch
@@ -328,7 +344,7 @@ class WavLMFeatures:
 
     @classmethod
     def from_params(cls, *, path: str | Path | None = None, seed: int = 0, config: WavLMSize = "base",
-                    layer: int | Literal["mean"] = "mean", **kwargs) -> WavLMFeatures:
+                    layer: int | Literal["mean", "auto"] = "auto", **kwargs) -> WavLMFeatures:
         """`features.wavlm` params: a local path when given (must exist), else the seeded random init."""
         if path:
             return cls.from_pretrained(path, layer=layer, **kwargs)

@@ -66,9 +66,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "after_model_guidance_repeat": dict(model_guidance=True, repeat=True),
     # WavLM chunks batched 8 per call, the CPU default until the one-chunk-per-call lever
     "after_model_guidance_batched_chunks": dict(model_guidance=True, batch_chunks=8),
+    # what params.yaml gives today: WavLM layer auto (6 of base), a model-guided checkpoint, generation.steps,
+    # generation.quantize (auto: int8 linear layers on a CPU); `_float32`: the stand-in for CPUs without bf16
+    "defaults": dict(layer="auto", model_guidance=True, quantize="params"),
+    "defaults_float32": dict(layer="auto", model_guidance=True, quantize="params", dtype="float32"),
+    "defaults_1_step": dict(layer="auto", model_guidance=True, quantize="params", steps=1),
+    "defaults_1_step_float32": dict(layer="auto", model_guidance=True, quantize="params", steps=1, dtype="float32"),
+    "defaults_unquantized": dict(layer="auto", model_guidance=True),
+    "defaults_unquantized_float32": dict(layer="auto", model_guidance=True, dtype="float32"),
 }
 DEFAULTS = dict(wavlm_dtype=None, chunk_s=10.0, layer="mean", fused=True, repeat=False, steps=None, guidance=None,
-                settings={}, model_guidance=False, batch_chunks=None)
+                settings={}, model_guidance=False, batch_chunks=None, quantize="none", dtype=None)
 
 
 def build(settings: GenerationSettings, *, layer: int | str, window_frames: int = 384) -> Omniges:
@@ -87,12 +95,19 @@ def build(settings: GenerationSettings, *, layer: int | str, window_frames: int 
         "layer": layer}}, settings=settings)
 
 
+def variant_settings(options: dict[str, Any], settings: GenerationSettings) -> GenerationSettings:
+    """The generation settings a variant's model is built with: its dtype and quantisation ('params': as given)."""
+    quantize = settings.quantize if options["quantize"] == "params" else options["quantize"]
+    return dataclasses.replace(settings, quantize=quantize, dtype=options["dtype"] or settings.dtype)
+
+
 def configure(omniges: Omniges, options: dict[str, Any], settings: GenerationSettings) -> None:
     """Apply a variant's generation settings, WavLM dtype / chunking and the generator's block path to a model."""
-    omniges.settings = dataclasses.replace(settings, **options["settings"])
+    omniges.settings = dataclasses.replace(variant_settings(options, settings), **options["settings"])
     wavlm = omniges.wavlm
     dtype = resolve_dtype(options["wavlm_dtype"] or omniges.settings.dtype)
-    wavlm.model.to(dtype)
+    if not omniges.quantized or dtype != torch.float32:  # int8 feed-forward layers stay as they are
+        wavlm.model.to(dtype)
     wavlm.chunk_frames = round(options["chunk_s"] * SAMPLE_RATE / WAVLM_HOP)
     wavlm.batch_chunks = options["batch_chunks"] or default_batch_chunks(omniges.device)
     omniges.model.fused_inference = options["fused"]
@@ -140,8 +155,9 @@ def benchmark(variants: list[str], seconds_list: list[float], repeats: int,
             for round_ in range(repeats + 1):
                 for name in variants:
                     opts = options[name]
-                    model = models.get(opts["layer"]) or models.setdefault(opts["layer"],
-                                                                           build(settings, layer=opts["layer"]))
+                    built = variant_settings(opts, settings)
+                    key = (opts["layer"], built.quantize, built.dtype)
+                    model = models.get(key) or models.setdefault(key, build(built, layer=opts["layer"]))
                     configure(model, opts, settings)
                     with torch.inference_mode():
                         if opts["repeat"]:
@@ -152,7 +168,8 @@ def benchmark(variants: list[str], seconds_list: list[float], repeats: int,
             for name in variants:
                 median = {key: statistics.median(r[key] for r in times[name]) for key in times[name][0]}
                 rtf = seconds / median["total"]
-                model = models[options[name]["layer"]]
+                built = variant_settings(options[name], settings)
+                model = models[(options[name]["layer"], built.quantize, built.dtype)]
                 rows.append(dict(
                     variant=name, options=options[name], seconds_of_speech=seconds,
                     wall_seconds_median=median, wall_seconds_total_all=[r["total"] for r in times[name]],
@@ -161,7 +178,8 @@ def benchmark(variants: list[str], seconds_list: list[float], repeats: int,
                     real_time_factor_from_cpu_time=seconds * torch.get_num_threads() / median["cpu_total"],
                     ratio_to_gesture_lsm=rtf / TARGET, faster_than_gesture_lsm=rtf > TARGET,
                     generator_parameters=count_parameters(model.model),
-                    generation_dtype=str(resolve_dtype(settings.dtype)).removeprefix("torch."),
+                    generation_dtype=str(resolve_dtype(built.dtype)).removeprefix("torch."),
+                    quantized=model.quantized,
                 ))
                 print(f"{seconds:4.0f} s {name:30s} total {median['total']:6.2f} s (features {median['features']:5.2f}"
                       f", generation+decoding {median['generation']:5.2f}) -> {rtf:5.1f}x real time "

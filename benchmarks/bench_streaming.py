@@ -202,10 +202,11 @@ def main(argv: list[str] | None = None) -> None:
                     "threads": args.threads, "dtype": args.dtype, "quantize": settings.quantize,
                     "torch": torch.__version__},
         "hop_s": StreamSettings().hop_s, "speed": {},
-        "stream_options": {"steps": args.steps or settings.steps, "window_tokens": args.window
-                           or StreamSettings().window_tokens, "feature_context": StreamSettings(
-                               feature_context=args.feature_context or StreamSettings().feature_context).feature_context}}
+        "stream_options": None}
     options = {"steps": args.steps, "window_tokens": args.window, "feature_context": args.feature_context}
+    used = settings_for(0.0, options)
+    result["stream_options"] = {"steps": args.steps or settings.steps, "window_tokens": used.window_tokens,
+                                "feature_context": used.feature_context}
     models: dict[str, Omniges] = {}
     for size in args.sizes.split(","):
         if size == "demo":

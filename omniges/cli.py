@@ -280,7 +280,8 @@ DEVICE_OPTION = click.option("--device", default=None,
                              help="auto | cpu | cuda | cuda:N (default: compute.device in params).")
 generation_options = [
     click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP),
-    click.option("--steps", type=click.IntRange(1, 64), default=None, help="Sampler steps (default: params)."),
+    click.option("--steps", type=click.IntRange(1, 64), default=None,
+                 help="Sampler steps (default: params; --stream: 1 per hop)."),
     click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale (default: params)."),
     click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (same seed, same motion)."),
     DEVICE_OPTION,

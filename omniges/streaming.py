@@ -31,6 +31,7 @@ from omniges.constants import FPS, SAMPLE_RATE
 from omniges.data.body import drift_leak, leaky_sum, velocity_to_trans
 from omniges.data.dataset import FRAMES_PER_TOKEN
 from omniges.device import to_device
+from omniges.models.flow import randn
 
 if TYPE_CHECKING:
     from omniges.inference import Omniges
@@ -55,13 +56,15 @@ class StreamSettings:
     window_tokens: the gesture tokens one hop samples (emitted prefix + new + lookahead): its cost per hop;
     decode_context_tokens: decided tokens the tokenizer's decoder sees left of the new ones;
     feature_context: speech left of the newly arrived frames that their WavLM features see (offline's chunks see
-    1 s; WavLM's positional convolution spans 1.28 s each side), rounded to whole tokens."""
+    1 s; WavLM's positional convolution spans 1.28 s each side), rounded to whole tokens;
+    steps: sampler steps per hop (1: one generator call per hop, what keeps the full size live on 2 CPU threads)."""
 
     lookahead: float = 0.5
     hop: float = 2 * TOKEN_SECONDS
     window_tokens: int = 32
     decode_context_tokens: int = 4
     feature_context: float = 1.0
+    steps: int = 1
 
     def __post_init__(self) -> None:
         for name in ("lookahead", "hop", "feature_context"):
@@ -70,6 +73,8 @@ class StreamSettings:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
         if self.hop_tokens < 1:
             raise ValueError(f"hop must be at least one gesture token ({TOKEN_SECONDS:.3f} s), got {self.hop}")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
         if self.decode_context_tokens < 0:
             raise ValueError(f"decode_context_tokens must be >= 0, got {self.decode_context_tokens}")
         if self.window_tokens < self.hop_tokens + self.lookahead_tokens + 1:
@@ -115,7 +120,7 @@ class A2GStream:
             raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
         self.model, self.settings = model, settings or StreamSettings()
         self.speaker = model.speaker_index(speaker)
-        self.steps = steps or model.settings.steps
+        self.steps = steps or self.settings.steps
         self.guidance = model.guidance_for("a2g") if guidance is None else guidance
         self.generator = model._generator(seed)
         self.resampler = None
@@ -133,6 +138,8 @@ class A2GStream:
         self.features: dict[str, torch.Tensor] = {}  # conditioning frames [feature_offset, extracted * 4)
         self.feature_offset = 0
         self.extracted = 0  # gesture tokens whose features exist
+        self.noise = torch.zeros(1, 0, width, device=model.device)  # starting noise of tokens up to noise_end
+        self.noise_end = 0
         self.last_frame: dict[str, np.ndarray] | None = None  # un-drifted root of the last frame
         self.tail: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # each part's last two emitted frames
         self.drift = np.zeros(2)  # the leaky integrator's state (x, z), see bound_root_drift
@@ -211,7 +218,8 @@ class A2GStream:
         mask = (torch.arange(end - start, device=model.device) < num_known)[None]
         with torch.inference_mode():
             x = model.flow.sample(model.model, "a2g", cond, steps=self.steps, guidance=self.guidance,
-                                  generator=self.generator, known=known, known_mask=mask if num_known else None,
+                                  noise=self._noise(start, end), known=known,
+                                  known_mask=mask if num_known else None,
                                   **model.settings.sampler_kwargs(model.device))
             frames = self._decode(x, start, new_end)
         self.latents = torch.cat([self.latents, x[:, num_known:new_end - start].to(self.latents)], dim=1)
@@ -224,6 +232,20 @@ class A2GStream:
         self._trim_audio()
         return {**frames, "start_frame": first, "speech_seconds": self.received / SAMPLE_RATE,
                 "compute_seconds": time.perf_counter() - began}
+
+    def _noise(self, start: int, end: int) -> torch.Tensor:
+        """The starting noise of tokens [start, end): each token's own, drawn once when it first enters a window,
+        so a token sampled as lookahead and later decided starts from the same point (one plan, as offline)."""
+        width = self.latents.shape[-1]
+        if end > self.noise_end:
+            fresh = randn((1, end - self.noise_end, width), self.generator, self.noise.device)
+            self.noise = torch.cat([self.noise, fresh], dim=1)
+            self.noise_end = end
+        first = self.noise_end - self.noise.shape[1]
+        if start > first:
+            self.noise = self.noise[:, start - first:]
+            first = start
+        return self.noise[:, start - first:end - first]
 
     def _audio_condition(self, start: int, end: int) -> dict[str, torch.Tensor]:
         """Normalised WavLM + MFCC of tokens [start, end): the tokens an earlier hop extracted from the cache,

@@ -31,7 +31,6 @@ from omniges.constants import FPS, SAMPLE_RATE
 from omniges.data.body import drift_leak, leaky_sum, velocity_to_trans
 from omniges.data.dataset import FRAMES_PER_TOKEN
 from omniges.device import to_device
-from omniges.models.flow import randn
 
 if TYPE_CHECKING:
     from omniges.inference import Omniges
@@ -138,8 +137,6 @@ class A2GStream:
         self.features: dict[str, torch.Tensor] = {}  # conditioning frames [feature_offset, extracted * 4)
         self.feature_offset = 0
         self.extracted = 0  # gesture tokens whose features exist
-        self.noise = torch.zeros(1, 0, width, device=model.device)  # starting noise of tokens up to noise_end
-        self.noise_end = 0
         self.last_frame: dict[str, np.ndarray] | None = None  # un-drifted root of the last frame
         self.tail: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # each part's last two emitted frames
         self.drift = np.zeros(2)  # the leaky integrator's state (x, z), see bound_root_drift
@@ -218,8 +215,7 @@ class A2GStream:
         mask = (torch.arange(end - start, device=model.device) < num_known)[None]
         with torch.inference_mode():
             x = model.flow.sample(model.model, "a2g", cond, steps=self.steps, guidance=self.guidance,
-                                  noise=self._noise(start, end), known=known,
-                                  known_mask=mask if num_known else None,
+                                  generator=self.generator, known=known, known_mask=mask if num_known else None,
                                   **model.settings.sampler_kwargs(model.device))
             frames = self._decode(x, start, new_end)
         self.latents = torch.cat([self.latents, x[:, num_known:new_end - start].to(self.latents)], dim=1)
@@ -232,20 +228,6 @@ class A2GStream:
         self._trim_audio()
         return {**frames, "start_frame": first, "speech_seconds": self.received / SAMPLE_RATE,
                 "compute_seconds": time.perf_counter() - began}
-
-    def _noise(self, start: int, end: int) -> torch.Tensor:
-        """The starting noise of tokens [start, end): each token's own, drawn once when it first enters a window,
-        so a token sampled as lookahead and later decided starts from the same point (one plan, as offline)."""
-        width = self.latents.shape[-1]
-        if end > self.noise_end:
-            fresh = randn((1, end - self.noise_end, width), self.generator, self.noise.device)
-            self.noise = torch.cat([self.noise, fresh], dim=1)
-            self.noise_end = end
-        first = self.noise_end - self.noise.shape[1]
-        if start > first:
-            self.noise = self.noise[:, start - first:]
-            first = start
-        return self.noise[:, start - first:end - first]
 
     def _audio_condition(self, start: int, end: int) -> dict[str, torch.Tensor]:
         """Normalised WavLM + MFCC of tokens [start, end): the tokens an earlier hop extracted from the cache,

@@ -74,7 +74,6 @@ class FlowSampler(RectifiedFlow):
         known_mask: Tensor | None = None,
         guidance_interval: tuple[float, float] = (0.0, 1.0),
         batch_cfg: bool = False,
-        noise: Tensor | None = None,
     ) -> Tensor:
         """Generate the task's stream: gesture latents (b, n, parts * latent), MFCC (b, 4n, 128) or text logits.
 
@@ -83,7 +82,7 @@ class FlowSampler(RectifiedFlow):
         interval); `batch_cfg` evaluates both branches as one batch of 2b (the unconditional rows with their
         conditions masked out, as in CFG training; the same function as two calls, faster where a call is not bound
         by compute, e.g. a GPU). `known` / `known_mask` (b, n) clamp gesture frames to given clean values
-        (inpainting, see generate_long). `noise`: the starting point at t = 0 (default: drawn from `generator`).
+        (inpainting, see generate_long).
         """
         assert solver in ("euler", "heun"), f"unknown solver {solver}"
         stream = TASK_GENERATES[task]
@@ -96,7 +95,7 @@ class FlowSampler(RectifiedFlow):
         mask = self._generated_mask(model, task, cond)
         b, n = mask.shape
         width = model.config.gesture_latent_dim if stream == "gesture" else model.config.mfcc_dim
-        x = randn((b, n, width), generator, mask.device) if noise is None else noise.to(mask.device)
+        x = randn((b, n, width), generator, mask.device)
         clamp = rearrange(known_mask, "b n -> b n 1") if exists(known_mask) else None
         steps, step_size = self.sampling_steps(model, steps)
         if batch_cfg and guidance != 1.0:  # rows b.. 2b: every condition dropped, the CFG training's null input

@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                         "(default: --lookaheads)")
     parser.add_argument("--sizes", default="demo,full")
     parser.add_argument("--seconds", type=float, default=60.0, help="speech per speed run")
+    parser.add_argument("--repeats", type=int, default=3, help="speed runs per lookahead (the median is kept)")
     parser.add_argument("--clips", type=int, default=0, help="test clips for quality (0: all; -1: skip quality)")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--long-minutes", type=float, default=30.0, help="long stream at demo size (0: skip)")
@@ -215,13 +216,19 @@ def main(argv: list[str] | None = None) -> None:
         else:
             models[size] = build(settings, layer="auto")  # base-size WavLM: layer 6
         speed(models[size], 0.0, 2.0, options)  # warm-up: lazy WavLM, first-call allocations
+        rounds: dict[float, list[dict[str, Any]]] = {lookahead: [] for lookahead in lookaheads}
+        for _ in range(args.repeats):  # round robin, so a slow spell of the machine hits every lookahead alike
+            for lookahead in lookaheads:
+                began = time.perf_counter()
+                rounds[lookahead].append({"lookahead_s": StreamSettings(lookahead=lookahead).lookahead_s,
+                                          **speed(models[size], lookahead, args.seconds, options),
+                                          "wall_s": time.perf_counter() - began})
+                print(size, rounds[lookahead][-1])
         runs = []
-        for lookahead in lookaheads:
-            began = time.perf_counter()
-            runs.append({"lookahead_s": StreamSettings(lookahead=lookahead).lookahead_s,
-                         **speed(models[size], lookahead, args.seconds, options),
-                         "wall_s": time.perf_counter() - began})
-            print(size, runs[-1])
+        for reps in rounds.values():  # the repeat with the median compute, and the spread of all
+            reps = sorted(reps, key=lambda r: r["compute_per_speech_second"])
+            runs.append({**reps[len(reps) // 2], "repeats": len(reps),
+                         "compute_per_speech_second_all": [r["compute_per_speech_second"] for r in reps]})
         result["speed"][size] = runs
     if "demo" in models and args.clips >= 0:
         scored = [float(v) for v in args.quality_lookaheads.split(",")] if args.quality_lookaheads else lookaheads

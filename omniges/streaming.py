@@ -53,7 +53,8 @@ class StreamSettings:
     lookahead: future speech a frame may see before it is decided (0: causal);
     hop: how often the stream generates (each hop decides this much motion);
     window_tokens: the gesture tokens one hop samples (emitted prefix + new + lookahead): its cost per hop;
-    decode_context_tokens: decided tokens the tokenizer's decoder sees left of the new ones;
+    decode_context_tokens: decided tokens the tokenizer's decoder sees left of the new ones (and at most as many
+    lookahead tokens right of them);
     feature_context: speech left of the newly arrived frames that their WavLM features see (offline's chunks see
     1 s; WavLM's positional convolution spans 1.28 s each side), rounded to whole tokens;
     steps: sampler steps per hop (1: one generator call per hop, what keeps the full size live on 2 CPU threads)."""
@@ -276,12 +277,13 @@ class A2GStream:
             self.audio, self.audio_offset = self.audio[cut:], self.audio_offset + cut
 
     def _decode(self, x: torch.Tensor, start: int, new_end: int) -> dict[str, np.ndarray]:
-        """SMPL-X frames of tokens [decided, new_end): decoded with decided left context and the window's
-        lookahead tokens as right context; the root continues from the last emitted frame."""
+        """SMPL-X frames of tokens [decided, new_end): decoded with decided left context and up to as many of the
+        window's lookahead tokens as right context; the root continues from the last emitted frame."""
         processor = self.model.processor
         context = min(self.settings.decode_context_tokens, self.decided - self.latent_offset)
         left = self.latents[:, self.latents.shape[1] - context:] if context else self.latents[:, :0]
-        fresh = x[:, self.decided - start:].to(left)
+        right = new_end - start + self.settings.decode_context_tokens  # as much right context as left, at most
+        fresh = x[:, self.decided - start:right].to(left)
         latents = torch.cat([left, fresh], dim=1)
         parts = processor.decode_from_latents(latents, num_frames=latents.shape[1] * FRAMES_PER_TOKEN)
         lo, hi = context * FRAMES_PER_TOKEN, (context + new_end - self.decided) * FRAMES_PER_TOKEN

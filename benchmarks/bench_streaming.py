@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
         "stream_options": None}
     options = {"steps": args.steps, "window_tokens": args.window, "feature_context": args.feature_context}
     used = settings_for(0.0, options)
-    result["stream_options"] = {"steps": args.steps or used.steps, "window_tokens": used.window_tokens,
+    steps = args.steps or used.steps or settings.steps
+    result["stream_options"] = {"steps": steps, "window_tokens": used.window_tokens,
                                 "feature_context": used.feature_context}
     models: dict[str, Omniges] = {}
     for size in args.sizes.split(","):

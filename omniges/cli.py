@@ -281,7 +281,7 @@ DEVICE_OPTION = click.option("--device", default=None,
 generation_options = [
     click.option("--checkpoint", default=DEFAULT_CHECKPOINT, show_default=True, help=CHECKPOINT_HELP),
     click.option("--steps", type=click.IntRange(1, 64), default=None,
-                 help="Sampler steps (default: params; --stream: 1 per hop)."),
+                 help="Sampler steps (default: params; --stream at full size on a CPU: 1 keeps up)."),
     click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale (default: params)."),
     click.option("--seed", type=int, default=0, show_default=True, help="Noise seed (same seed, same motion)."),
     DEVICE_OPTION,

@@ -57,14 +57,15 @@ class StreamSettings:
     lookahead tokens right of them);
     feature_context: speech left of the newly arrived frames that their WavLM features see (offline's chunks see
     1 s; WavLM's positional convolution spans 1.28 s each side), rounded to whole tokens;
-    steps: sampler steps per hop (1: one generator call per hop, what keeps the full size live on 2 CPU threads)."""
+    steps: sampler steps per hop (None: generation.steps, 2; 1 is one generator call per hop, what keeps the
+    full size live on 2 CPU threads, at a cost in speech coupling: docs/design-notes.md, "Live A2G")."""
 
     lookahead: float = 0.5
     hop: float = 2 * TOKEN_SECONDS
     window_tokens: int = 32
     decode_context_tokens: int = 4
     feature_context: float = 1.0
-    steps: int = 1
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("lookahead", "hop", "feature_context"):
@@ -73,8 +74,8 @@ class StreamSettings:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
         if self.hop_tokens < 1:
             raise ValueError(f"hop must be at least one gesture token ({TOKEN_SECONDS:.3f} s), got {self.hop}")
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise ValueError(f"steps must be an integer >= 1 (or None: generation.steps), got {self.steps!r}")
         if self.decode_context_tokens < 0:
             raise ValueError(f"decode_context_tokens must be >= 0, got {self.decode_context_tokens}")
         if self.window_tokens < self.hop_tokens + self.lookahead_tokens + 1:
@@ -120,7 +121,7 @@ class A2GStream:
             raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
         self.model, self.settings = model, settings or StreamSettings()
         self.speaker = model.speaker_index(speaker)
-        self.steps = steps or self.settings.steps
+        self.steps = steps or self.settings.steps or model.settings.steps
         self.guidance = model.guidance_for("a2g") if guidance is None else guidance
         self.generator = model._generator(seed)
         self.resampler = None

@@ -13,6 +13,8 @@ For each lookahead (default 0, 0.25, 0.5, 1 s) at the default hop, batch 1, on `
 - a long stream (`--long-minutes`, demo size): per-hop compute and resident memory per minute, and their change
   from the second minute to the last (flat when nothing grows with the stream's length).
 
+Steps per hop follow `StreamSettings` (generation.steps, 2) unless `--steps`: the full size on 2 CPU threads
+keeps up at `--steps 1` (results/benchmarks/streaming_full*.json: `--sizes full --steps 1 --repeats 3`).
 `--dtype float32` forces float32 generation: the stand-in for CPUs without native bfloat16 (say so beside the
 numbers). Writes JSON and a PNG (default results/benchmarks/streaming.{json,png}).
 

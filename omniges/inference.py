@@ -177,10 +177,11 @@ class Omniges:
         self.settings = settings or GenerationSettings()
         self.device = resolve_device(device)
         dtype = resolve_dtype(self.settings.dtype, self.device)
-        self.model.eval().to(self.device, dtype)
         self.quantized = resolve_quantize(self.settings.quantize, self.device)
-        if self.quantized:  # the MMDiT and the audio fusion, nearly all weights; the rest float32 around them
-            self.model.float()
+        # int8: the MMDiT's and the audio fusion's linear layers (nearly all weights), quantised from the float32
+        # weights; the rest stays float32 around them
+        self.model.eval().to(self.device, torch.float32 if self.quantized else dtype)
+        if self.quantized:
             quantize_linears(self.model.mmdit)
             quantize_linears(self.model.audio_fusion)
         # checkpoints from before flow.prediction existed were velocity-parameterised

@@ -1,4 +1,4 @@
-"""int8 dynamic quantisation of a module's linear layers: the generator's fast path on CPUs without bfloat16.
+"""int8 dynamic quantisation of a module's linear layers: the generator's fast path on a CPU (with bfloat16 or not).
 
 At batch 1 a generator call multiplies a few dozen tokens by every weight matrix once, so it is bound by reading
 the weights: int8 weights are a quarter of float32's bytes. Weights are quantised per output channel once;

@@ -60,13 +60,13 @@ def chunks(wave: np.ndarray) -> list[np.ndarray]:
 
 
 def settings_for(lookahead: float, options: dict[str, Any]) -> StreamSettings:
-    return StreamSettings(lookahead=lookahead, **{k: v for k, v in options.items() if k != "steps" and v is not None})
+    """The stream settings of one run: the lookahead, and the options given on the command line."""
+    return StreamSettings(lookahead=lookahead, **{k: v for k, v in options.items() if v is not None})
 
 
 def speed(model: Omniges, lookahead: float, seconds: float, options: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     """Latency report of one stream of `seconds` of speech-like audio."""
-    results = list(stream_a2g(model, chunks(speech_like(seconds, seed)), settings_for(lookahead, options),
-                              seed=seed, steps=options.get("steps")))
+    results = list(stream_a2g(model, chunks(speech_like(seconds, seed)), settings_for(lookahead, options), seed=seed))
     return latency_report(results)
 
 
@@ -104,8 +104,7 @@ def quality(model: Omniges, cache: Path, evaluator_path: Path, lookaheads: list[
     scored("offline", [report.Motion(o["poses"], o["expressions"]) for o in offline],
            [seam_ratio(o["poses"], hop_frames) for o in offline])  # offline has no hops: the ratio's noise level
     for lookahead in lookaheads:
-        streamed = [concatenate(stream_a2g(model, chunks(m.audio), settings_for(lookahead, options),
-                                           steps=options.get("steps"))) for m in refs]
+        streamed = [concatenate(stream_a2g(model, chunks(m.audio), settings_for(lookahead, options))) for m in refs]
         scored(f"stream_{lookahead:g}s", [report.Motion(s["poses"], s["expressions"]) for s in streamed],
                [seam_ratio(s["poses"], hop_frames) for s in streamed])
     scored("ground_truth", refs)
@@ -124,7 +123,7 @@ def long_stream(model: Omniges, minutes: float, options: dict[str, Any], lookahe
     """Per-minute hop compute (median) and resident memory over a stream of `minutes` of speech."""
     from omniges.streaming import A2GStream
 
-    stream = A2GStream(model, settings_for(lookahead, options), seed=0, steps=options.get("steps"))
+    stream = A2GStream(model, settings_for(lookahead, options), seed=0)
     minute = speech_like(60.0)
     per_minute = []
     for _ in range(max(1, round(minutes))):
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rvqvae", type=Path, default=Path("results/rvqvae"))
     parser.add_argument("--evaluator", type=Path, default=Path("results/evaluator.pth"))
     parser.add_argument("--lookaheads", default="0,0.25,0.5,1")
-    parser.add_argument("--quality-lookaheads", default=None, help="lookaheads scored on the test split "
+    parser.add_argument("--quality-lookaheads", default=None, help="lookaheads scored on --split "
                         "(default: --lookaheads)")
     parser.add_argument("--sizes", default="demo,full")
     parser.add_argument("--seconds", type=float, default=60.0, help="speech per speed run")
@@ -200,17 +199,15 @@ def main(argv: list[str] | None = None) -> None:
     settings = dataclasses.replace(GenerationSettings.from_params(), dtype=args.dtype)
     if args.quantize:
         settings = dataclasses.replace(settings, quantize=args.quantize)
+    options = {"steps": args.steps, "window_tokens": args.window, "feature_context": args.feature_context}
+    used = settings_for(0.0, options)
     result: dict[str, Any] = {
         "machine": {"cpu": platform.processor() or platform.machine(), "flags": cpu_flags(),
                     "threads": args.threads, "dtype": args.dtype, "quantize": settings.quantize,
                     "torch": torch.__version__},
-        "hop_s": StreamSettings().hop_s, "speed": {},
-        "stream_options": None}
-    options = {"steps": args.steps, "window_tokens": args.window, "feature_context": args.feature_context}
-    used = settings_for(0.0, options)
-    steps = args.steps or used.steps or settings.steps
-    result["stream_options"] = {"steps": steps, "window_tokens": used.window_tokens,
-                                "feature_context": used.feature_context}
+        "hop_s": used.hop_s, "speed": {},
+        "stream_options": {"steps": used.steps or settings.steps, "window_tokens": used.window_tokens,
+                           "feature_context": used.feature_context}}
     models: dict[str, Omniges] = {}
     for size in args.sizes.split(","):
         if size == "demo":

@@ -188,7 +188,12 @@ class Omniges:
         self.flow = FlowSampler(**{"prediction": "velocity", **payload["flow"]})
         self.processor, self.vocab, self.features_params = processor, vocab, features
         if processor is not None:
-            processor.to(self.device).decoders_to(dtype)  # decoding follows the generator; encoding stays float32
+            # decoding follows the generator: int8 (from the float32 weights) or its dtype; encoding stays float32
+            processor.to(self.device)
+            if self.quantized:
+                processor.quantize_decoders()
+            else:
+                processor.decoders_to(dtype)
         self.tasks = set(payload["tasks"])
         # a model trained on windows of W frames (crops up to W with training.min_window) generates W / 4 tokens
         # per window: longer windows are faster, but a model trained on short ones degrades on longer ones

@@ -52,3 +52,41 @@ def test_missing_part_is_an_error(processor):
     proc, _ = processor
     with pytest.raises(ValueError, match="missing"):
         GestureProcessor({"upper": proc.parts["upper"]}, stats={}, latent_scale={})
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation", "bias"),
+                         [(3, 1, 1, 1, True), (3, 1, 9, 9, True), (1, 1, 0, 1, True), (4, 2, 1, 1, False)])
+def test_int8_convolution_is_the_convolution_within_int8_error(kernel, stride, padding, dilation, bias):
+    from omniges.models.quantize import Int8Conv1d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(24, 20, kernel, stride, padding, dilation=dilation, bias=bias)
+    x = torch.randn(2, 24, 37)
+    with torch.no_grad():
+        want, got = conv(x), Int8Conv1d(conv)(x.bfloat16())  # any float dtype in, float32 out
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    error = ((got - want).abs().mean() / want.abs().mean()).item()
+    assert 0 < error < 0.05, error  # really int8, and close
+    with pytest.raises(ValueError, match="one-group"):
+        Int8Conv1d(torch.nn.Conv1d(24, 24, 3, groups=4))
+
+
+def test_int8_decoders_decode_close_to_float32(processor):
+    import copy
+
+    from omniges.models.quantize import Int8Conv1d
+
+    proc, real = processor
+    int8 = copy.deepcopy(proc)
+    int8.quantize_decoders()
+    decoders = [m for p in int8.parts.values() for m in p.decoder.modules()]
+    assert any(isinstance(m, Int8Conv1d) for m in decoders)
+    assert not any(isinstance(m, torch.nn.Conv1d) for m in decoders)
+    parts = proc.from_smplx(real["poses"], real["trans"], real["expressions"])
+    latents, _ = proc.encode(parts)
+    with torch.no_grad():
+        want, got = proc.decode_from_latents(latents, num_frames=200), int8.decode_from_latents(latents, num_frames=200)
+    for p in PART_NAMES:
+        assert got[p].shape == want[p].shape and got[p].dtype == torch.float32
+        error = ((got[p] - want[p]).abs().mean() / want[p].abs().mean()).item()
+        assert error < 0.1, (p, error)

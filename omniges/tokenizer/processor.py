@@ -121,6 +121,13 @@ class GestureProcessor(nn.Module):
         for part in self.parts.values():
             part.decoder.to(dtype)
 
+    def quantize_decoders(self) -> None:
+        """Run the part decoders' convolutions int8 (CPU; `generation.quantize`): float32 around them."""
+        from omniges.models.quantize import quantize_convs
+
+        for part in self.parts.values():
+            quantize_convs(part.decoder.float())
+
     def decode_from_latents(self, latents: Tensor, *, num_frames: int | None = None,
                             quantize: bool = False) -> dict[str, Tensor]:
         """Scaled latents (B, N, 4C) -> normalised parts (B, T, D); differentiable when `quantize` is False."""

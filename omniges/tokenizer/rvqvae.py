@@ -379,7 +379,8 @@ class RVQVAE(nn.Module):
 
     def _decode(self, latent: Tensor, num_frames: int | None) -> Tensor:
         """Latent (B, N, code_dim) -> motion (B, T, dim) in float32, in whatever dtype the decoder's weights are."""
-        latent = latent.to(next(self.decoder.parameters()).dtype)
+        # the weights' dtype; a decoder without float weights (int8, models/quantize.py) takes float32
+        latent = latent.to(next((p.dtype for p in self.decoder.parameters()), torch.float32))
         motion = rearrange(self.decoder(rearrange(latent, "b n d -> b d n")).float(), "b c t -> b t c")
         return motion[:, :num_frames] if exists(num_frames) else motion
 

@@ -227,7 +227,6 @@ class FlowParams(Strict):
     prefix_prob: float = Field(0.25, ge=0, le=1)
     max_prefix_tokens: int = Field(8, ge=1)
     stream_prefix_prob: float = Field(0.0, ge=0, le=1)
-    prefix_noise: float = Field(0.0, ge=0)
     prediction: Literal["x", "velocity"] = "x"
     t_eps: float = Field(0.05, gt=0, lt=1)
     g2t_condition_noise: float = Field(0.5, ge=0, le=1)

@@ -116,9 +116,6 @@ class RectifiedFlow:
     # share of the prefixed rows whose prefix is all but the last 1..max_prefix_tokens tokens, as the windows of a
     # live stream are (omniges.streaming: emitted motion, then a hop and its lookahead to generate); 0 = off
     stream_prefix_prob: float = 0.0
-    # the known prefix of a prefixed row gets Gaussian noise of a std drawn in [0, prefix_noise] (clean targets):
-    # a model that does not copy its prefix's every detail, as live A2G's prefixes are its own samples; 0 = off
-    prefix_noise: float = 0.0
     shortcut_weight: float = 1.0
     code_weight: float = 1.0
     text_weight: float = 1.0

@@ -233,8 +233,8 @@ class FlowLoss(RectifiedFlow):
     def _known_prefix(self, stream: str, x1: Tensor, x_t: Tensor,
                       generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
         """Gesture rows that get a clean known prefix (`prefix_prob`, 1..max_prefix_tokens tokens; with
-        `stream_prefix_prob`, all but the last 1..max_prefix_tokens): x_t with those tokens set to x1 (plus noise of a
-        std drawn in [0, prefix_noise]), and the (b, n) known mask (None for other streams or prefix_prob 0)."""
+        `stream_prefix_prob`, all but the last 1..max_prefix_tokens): x_t with those tokens set to x1, and the (b, n)
+        known mask (None for other streams or prefix_prob 0)."""
         if stream != "gesture" or self.prefix_prob <= 0:
             return x_t, None
         (b, n, _), device = x1.shape, x1.device
@@ -244,9 +244,6 @@ class FlowLoss(RectifiedFlow):
             live = (rand((b,), generator, device) < self.stream_prefix_prob).to(length.device)
             length = torch.where(live, (n - length).clamp(min=1), length)
         known = torch.arange(n, device=device) < rearrange(length.to(device) * has_prefix, "b -> b 1")
-        if self.prefix_noise > 0:  # drawn only when on, as above
-            sigma = rearrange(rand((b,), generator, device) * self.prefix_noise, "b -> b 1 1")
-            x1 = x1 + sigma * randn(x1.shape, generator, device)
         return torch.where(rearrange(known, "b n -> b n 1"), x1, x_t), known
 
     @torch.no_grad()

@@ -32,18 +32,32 @@ def supported(block: MMDiTBlock) -> bool:
         and isinstance(f.residual_transform, torch.nn.Identity) and f.dropout.p == 0 for f in fns)
 
 
+def _static_terms(hc: ManifoldConstrainedHyperConnections, dtype: torch.dtype) -> tuple[Tensor, ...]:
+    """The parameter-only terms of `_width` (the fused projection in `dtype`, the float32 scales and biases), kept
+    on the module while its weights stay the same (keyed by their storage and version counters)."""
+    params = (hc.dynamic_alpha_fn[0], hc.dynamic_beta_fn, hc.pre_branch_scale, hc.residual_scale, hc.static_alpha,
+              hc.h_post_scale, hc.static_beta)
+    key = (dtype, *((p.data_ptr(), p._version) for p in params))
+    memo = hc.__dict__.get("_fused_terms")
+    if memo is None or memo[0] != key:
+        s = hc.num_residual_streams
+        memo = key, (torch.cat((hc.dynamic_alpha_fn[0], hc.dynamic_beta_fn), dim=-1).to(dtype),
+                     torch.cat((hc.pre_branch_scale, hc.residual_scale.expand(s))).float(),
+                     hc.static_alpha.float(), hc.h_post_scale.float(), hc.static_beta.float()[:, 0])
+        hc.__dict__["_fused_terms"] = memo
+    return memo[1]
+
+
 def _width(hcs: list[ManifoldConstrainedHyperConnections], xs: list[Tensor],
            constraint: Callable[[Tensor], Tensor]) -> list[tuple[Tensor, Tensor, Tensor]]:
     """mHC width connections of several streams: (branch input, mixed residuals, beta) each."""
     logits, betas = [], []
     for hc, x in zip(hcs, xs, strict=True):
         s = hc.num_residual_streams
-        weight = torch.cat((hc.dynamic_alpha_fn[0], hc.dynamic_beta_fn), dim=-1).to(x.dtype)
+        weight, scale, static_alpha, h_post_scale, static_beta = _static_terms(hc, x.dtype)
         proj = (hc.norm(x) @ weight).float()  # (b, n, s, 1 + s + 1); matmuls in the weights' dtype, as autocast
-
-        scale = torch.cat((hc.pre_branch_scale, hc.residual_scale.expand(s))).float()
-        logits.append(proj[..., : 1 + s] * scale + hc.static_alpha.float())
-        beta = proj[..., -1:] * hc.h_post_scale.float() + hc.static_beta.float()[:, 0]
+        logits.append(proj[..., : 1 + s] * scale + static_alpha)
+        beta = proj[..., -1:] * h_post_scale + static_beta
         betas.append(beta.sigmoid() * 2)  # (b, n, s, 1)
     sizes = [a.shape[1] for a in logits]
     residual_mix = constraint(torch.cat([a[..., 1:] for a in logits], dim=1)).split(sizes, dim=1)

@@ -305,8 +305,30 @@ def test_wavlm_int8_feed_forward_is_close_to_float32() -> None:
     wave = np.random.default_rng(5).standard_normal(16000).astype(np.float32) * 0.1
     full = WavLMFeatures.random_init(0, "tiny").hidden_states(wave)
     int8 = WavLMFeatures.random_init(0, "tiny", quantize_ff=True)
-    assert "quantized" in type(int8.model.encoder.layers[0].feed_forward.intermediate_dense).__module__
+    layer = int8.model.encoder.layers[0]
+    assert "quantized" in type(layer.feed_forward.intermediate_dense).__module__
+    assert all("quantized" in type(getattr(layer.attention, name)).__module__ for name in ("q_proj", "out_proj"))
     relative = np.linalg.norm(int8.hidden_states(wave) - full) / np.linalg.norm(full)
     assert 0 < relative < 0.05, relative
     with pytest.raises(ValueError, match="float32"):
         WavLMFeatures.random_init(0, "tiny", dtype=torch.bfloat16, quantize_ff=True)
+
+
+def test_wavlm_attention_through_its_projection_modules_is_transformers_attention() -> None:
+    """The attention forward that lets int8 projections run is transformers' function, with a padding mask too."""
+    import types
+
+    import torch
+
+    from omniges.features.audio import projected_self_attention
+
+    plain, ours = WavLMFeatures.random_init(0, "tiny"), WavLMFeatures.random_init(0, "tiny")
+    for layer in ours.model.encoder.layers:
+        layer.attention.torch_multi_head_self_attention = types.MethodType(projected_self_attention, layer.attention)
+    wave = torch.from_numpy(np.random.default_rng(6).standard_normal((2, 8000)).astype(np.float32) * 0.1)
+    mask = torch.ones(2, 8000, dtype=torch.long)
+    mask[1, 6000:] = 0
+    with torch.inference_mode():
+        want, got = (f.model(wave, attention_mask=mask, output_hidden_states=True).hidden_states for f in (plain, ours))
+    for a, b in zip(want, got, strict=True):
+        torch.testing.assert_close(b, a, atol=2e-5, rtol=1e-4)

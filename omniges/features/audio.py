@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -250,6 +251,24 @@ def wavlm_config(size: WavLMSize = "base") -> WavLMConfig:
     raise ValueError(f"unknown WavLM size {size!r}; expected 'base' or 'tiny'")
 
 
+def projected_self_attention(attention, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None,
+                             gated_position_bias: torch.Tensor) -> tuple[torch.Tensor, None]:
+    """`WavLMAttention.torch_multi_head_self_attention` through its projection modules, which transformers skips
+    (it hands their weights to `F.multi_head_attention_forward`), so int8 projections run: the same function, no
+    attention weights returned. Bound to an attention module."""
+    import torch.nn.functional as F
+    from einops import rearrange
+
+    heads = attention.num_heads
+    q, k, v = (rearrange(proj(hidden_states), "b t (h d) -> b h t d", h=heads)
+               for proj in (attention.q_proj, attention.k_proj, attention.v_proj))
+    bias = rearrange(gated_position_bias, "(b h) i j -> b h i j", h=heads).to(q.dtype)
+    if attention_mask is not None:  # transformers' key padding mask: 1 = a real frame
+        bias = bias.masked_fill(rearrange(attention_mask.ne(1), "b j -> b 1 1 j"), float("-inf"))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    return attention.out_proj(rearrange(out, "b h t d -> b t (h d)")), None
+
+
 class WavLMFeatures:
     """WavLM hidden states (one layer, or the mean of all layers) resampled to the motion frame rate.
 
@@ -258,8 +277,8 @@ class WavLMFeatures:
     of a smaller one (the demo's 2-layer `tiny`); `dtype` bfloat16
     runs the model in bf16 (on a CPU with native bf16 much faster, features close to float32's). Long audio runs in
     `chunk_s` chunks with `overlap_s` context each side: attention is quadratic in the chunk length.
-    `quantize_ff`: the encoder layers' feed-forward blocks run int8 (CPU, float32 only: on a CPU with native bf16,
-    bf16 was faster).
+    `quantize_ff`: the encoder layers' feed-forward blocks and attention projections run int8 (CPU, float32 only: on
+    a CPU with native bf16, bf16 was faster).
     `batch_chunks` equal-length chunks go through the model per call; the default batches 8 on an accelerator and
     runs one at a time on a CPU, where a batch of chunks is slower than the same chunks one by one (base size,
     2 threads, bf16, 60 s: 2.1-2.3 s one at a time, 2.9 s batched 8; most likely the batch's activations leave
@@ -287,8 +306,12 @@ class WavLMFeatures:
 
             if next(self.model.parameters()).dtype != torch.float32:
                 raise ValueError("quantize_ff needs a float32 WavLM")
-            for encoder_layer in self.model.encoder.layers:  # attention reads its projections' weights directly
+            for encoder_layer in self.model.encoder.layers:
                 quantize_linears(encoder_layer.feed_forward)
+                attention = encoder_layer.attention
+                for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                    setattr(attention, name, quantize_linears(torch.nn.Sequential(getattr(attention, name)))[0])
+                attention.torch_multi_head_self_attention = types.MethodType(projected_self_attention, attention)
         self.layer = layer
         # hidden_states[k] is layer k's output; with an int layer only layers 1..k run (one more where the last
         # layer's output is normalised, i.e. stable-layer-norm WavLM, so that hidden_states[k] is unchanged)

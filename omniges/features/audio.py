@@ -302,7 +302,7 @@ class WavLMFeatures:
         if quantize_ff:
             import torch
 
-            from omniges.models.quantize import quantize_linears
+            from omniges.models.quantize import int8_linear, quantize_linears
 
             if next(self.model.parameters()).dtype != torch.float32:
                 raise ValueError("quantize_ff needs a float32 WavLM")
@@ -310,7 +310,7 @@ class WavLMFeatures:
                 quantize_linears(encoder_layer.feed_forward)
                 attention = encoder_layer.attention
                 for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
-                    setattr(attention, name, quantize_linears(torch.nn.Sequential(getattr(attention, name)))[0])
+                    setattr(attention, name, int8_linear(getattr(attention, name)))
                 attention.torch_multi_head_self_attention = types.MethodType(projected_self_attention, attention)
         self.layer = layer
         # hidden_states[k] is layer k's output; with an int layer only layers 1..k run (one more where the last

@@ -37,6 +37,16 @@ def quantize_linears(module: nn.Module) -> nn.Module:
     return module
 
 
+def int8_linear(linear: nn.Linear) -> nn.Module:
+    """One `nn.Linear` as its int8 dynamically quantised counterpart (`quantize_linears` swaps children only)."""
+    return quantize_linears(nn.Sequential(linear))[0]
+
+
+def unfoldable(conv: nn.Conv1d) -> bool:
+    """Whether `Int8Conv1d` reproduces the convolution: one group, numeric zero padding."""
+    return conv.groups == 1 and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+
+
 class Int8Conv1d(nn.Module):
     """An `nn.Conv1d` (one group, zero padding) run as an int8 linear layer over its unfolded input frames.
 
@@ -46,7 +56,7 @@ class Int8Conv1d(nn.Module):
 
     def __init__(self, conv: nn.Conv1d):
         super().__init__()
-        if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        if not unfoldable(conv):
             raise ValueError(f"Int8Conv1d takes one-group zero-padded convolutions, got {conv}")
         (self.kernel,), (self.stride,), (self.padding,), (self.dilation,) = (
             conv.kernel_size, conv.stride, conv.padding, conv.dilation)
@@ -55,7 +65,7 @@ class Int8Conv1d(nn.Module):
             linear.weight.copy_(conv.weight.detach().float().reshape(conv.out_channels, -1))  # (out, in * k)
             if conv.bias is not None:
                 linear.bias.copy_(conv.bias.detach().float())
-        self.linear = quantize_linears(nn.Sequential(linear))[0]
+        self.linear = int8_linear(linear)
 
     def forward(self, x: Tensor) -> Tensor:
         """(b, in, t) -> (b, out, t') float32, as the convolution."""
@@ -68,9 +78,9 @@ class Int8Conv1d(nn.Module):
 
 
 def quantize_convs(module: nn.Module) -> nn.Module:
-    """Replace every one-group `nn.Conv1d` under `module` by an `Int8Conv1d` (in place; returns `module`)."""
+    """Replace every `nn.Conv1d` under `module` that `Int8Conv1d` reproduces by one (in place; returns `module`)."""
     for name, child in module.named_children():
-        if isinstance(child, nn.Conv1d) and child.groups == 1 and child.padding_mode == "zeros":
+        if isinstance(child, nn.Conv1d) and unfoldable(child):
             setattr(module, name, Int8Conv1d(child))
         else:
             quantize_convs(child)
